@@ -1,0 +1,172 @@
+//! Cloud sites and the organizations that own them.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::ConfigError;
+
+const MAX_ID_LEN: usize = 128;
+
+fn is_id_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
+}
+
+/// The id of a cloud site (a `cloudId`).
+///
+/// # Normalisation
+/// A site id is 1 to 128 characters of ASCII letters, digits, `-`, `_` and `.`, and is stored in ASCII lower
+/// case, so `3F2A-...` and `3f2a-...` are the same site. Nothing else is changed: no trimming, no decoding. Two
+/// ids are the same site exactly when their normalised forms are equal.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SiteId(Arc<str>);
+
+impl SiteId {
+    /// Parses and normalises a site id.
+    ///
+    /// # Errors
+    /// An empty or overlong id, or one with a character outside the set above.
+    pub fn parse(id: &str) -> Result<Self, InvalidId> {
+        validate_id(id)?;
+        Ok(Self(id.to_ascii_lowercase().into()))
+    }
+
+    /// The normalised id.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SiteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SiteId({})", self.0)
+    }
+}
+
+impl fmt::Display for SiteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The id of an organization, the owner of sites and the unit of admin policy.
+///
+/// Same character set and normalisation as [`SiteId`].
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OrgId(Arc<str>);
+
+impl OrgId {
+    /// Parses and normalises an organization id.
+    ///
+    /// # Errors
+    /// As [`SiteId::parse`].
+    pub fn new(id: &str) -> Result<Self, InvalidId> {
+        validate_id(id)?;
+        Ok(Self(id.to_ascii_lowercase().into()))
+    }
+
+    /// The normalised id.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for OrgId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OrgId({})", self.0)
+    }
+}
+
+impl fmt::Display for OrgId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn validate_id(id: &str) -> Result<(), InvalidId> {
+    if id.is_empty() || id.len() > MAX_ID_LEN || !id.bytes().all(is_id_byte) {
+        return Err(InvalidId(()));
+    }
+    Ok(())
+}
+
+/// A site or organization id was malformed. It does not repeat the input.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("an id must be 1 to 128 ASCII letters, digits, '-', '_' or '.'")]
+pub struct InvalidId(());
+
+impl From<InvalidId> for ConfigError {
+    fn from(err: InvalidId) -> Self {
+        ConfigError::new("id", err.to_string())
+    }
+}
+
+/// A cloud site: its id, its URL, and the organization that owns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Site {
+    id: SiteId,
+    url: Option<Arc<str>>,
+    organization: Option<OrgId>,
+}
+
+impl Site {
+    /// A site known only by its id.
+    #[must_use]
+    pub fn new(id: SiteId) -> Self {
+        Self {
+            id,
+            url: None,
+            organization: None,
+        }
+    }
+
+    /// The site's URL, e.g. `https://acme.example.net`.
+    #[must_use]
+    pub fn with_url(mut self, url: impl Into<Arc<str>>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// The organization that owns the site.
+    #[must_use]
+    pub fn with_organization(mut self, organization: OrgId) -> Self {
+        self.organization = Some(organization);
+        self
+    }
+
+    /// The site id.
+    #[must_use]
+    pub fn id(&self) -> &SiteId {
+        &self.id
+    }
+
+    /// The site's URL, where known.
+    #[must_use]
+    pub fn url(&self) -> Option<&str> {
+        self.url.as_deref()
+    }
+
+    /// The organization that owns the site, where known.
+    #[must_use]
+    pub fn organization(&self) -> Option<&OrgId> {
+        self.organization.as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_ids_are_lowercased_and_validated() {
+        let upper = SiteId::parse("3F2A-11aa").expect("valid");
+        assert_eq!(upper, SiteId::parse("3f2a-11AA").expect("valid"));
+        assert_eq!(upper.as_str(), "3f2a-11aa");
+        let too_long = "a".repeat(129);
+        for bad in ["", " a", "a b", "a/b", "é", "a%2e", too_long.as_str()] {
+            assert!(SiteId::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(!InvalidId(()).to_string().contains('%'));
+    }
+}

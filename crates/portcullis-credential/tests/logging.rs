@@ -1,0 +1,114 @@
+//! Log lines carry the credential kind, the outcome and the path: never the token, the header, the query string
+//! or decoded Basic credentials.
+
+use std::convert::Infallible;
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use bytes::Bytes;
+use http::header::AUTHORIZATION;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::Full;
+use portcullis_core::Challenge;
+use portcullis_credential::ExtractCredentialLayer;
+use tower::{ServiceBuilder, ServiceExt};
+use tracing_subscriber::fmt::MakeWriter;
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn log_lines_never_contain_tokens_headers_queries_or_basic_credentials() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(captured.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let challenge = Challenge::new("https://mcp.example.com/.well-known/oauth-protected-resource")
+        .expect("valid");
+    let service = ServiceBuilder::new()
+        .layer(ExtractCredentialLayer::new(challenge))
+        .service_fn(|_req: Request<Full<Bytes>>| async {
+            Ok::<_, Infallible>(Response::new(Full::<Bytes>::default()))
+        });
+
+    let basic = STANDARD.encode("ada@example.com:personal-secret-1");
+    let bad_basic = STANDARD.encode("ada@example.com:personal-secret-2\u{0}");
+    let values = [
+        "Bearer bearer-secret-1".to_owned(),
+        "Bearer bearer-secret-2 trailing".to_owned(),
+        format!("Basic {basic}"),
+        format!("Basic {bad_basic}"),
+        "Digest digest-secret-3".to_owned(),
+    ];
+    let mut statuses = Vec::new();
+    for value in &values {
+        let mut req = Request::new(Full::default());
+        *req.uri_mut() = "/mcp/path?query-secret=4".parse().expect("uri");
+        req.headers_mut()
+            .insert(AUTHORIZATION, HeaderValue::from_str(value).expect("valid"));
+        statuses.push(
+            service
+                .clone()
+                .oneshot(req)
+                .await
+                .expect("infallible")
+                .status(),
+        );
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::OK,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::OK,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED
+        ]
+    );
+
+    let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8 logs");
+    assert_eq!(
+        logs.lines().count(),
+        values.len(),
+        "one event per request:\n{logs}"
+    );
+    assert!(logs.contains("outcome=\"extracted\""), "{logs}");
+    assert!(logs.contains("reason=\"malformed_credential\""), "{logs}");
+    assert!(logs.contains("path=\"/mcp/path\""), "{logs}");
+    for secret in [
+        "bearer-secret",
+        "personal-secret",
+        "digest-secret",
+        "ada@example.com",
+        "query-secret",
+        basic.as_str(),
+        bad_basic.as_str(),
+        "Bearer ",
+        "Basic ",
+    ] {
+        assert!(!logs.contains(secret), "log lines leak {secret:?}:\n{logs}");
+    }
+}

@@ -1,0 +1,1 @@
+//! Runnable examples of the Portcullis layers; see the `examples/` folder of this package.
