@@ -68,7 +68,7 @@ mod site;
 pub use body::ResponseBody;
 pub use context::{AuthContext, Product, UserProfile};
 pub use credential::{BasicCredential, BearerToken, Credential, CredentialKind, TokenShape};
-pub use error::ConfigError;
+pub use error::{ConfigError, check_url};
 pub use future::ResponseFuture;
 pub use principal::{AuthMethod, Principal, PrincipalBuilder};
 pub use rejection::{Rejection, RejectionKind};

@@ -70,7 +70,7 @@ impl Challenge {
     /// The URL must be absolute `https` (or `http` on a loopback host, for development), with no user info or
     /// fragment, and only visible ASCII other than `"` and `\`, so that it can be quoted in a header as is.
     pub fn new(resource_metadata_url: &str) -> Result<Self, ConfigError> {
-        validate_metadata_url(resource_metadata_url)?;
+        crate::check_url("resource_metadata", resource_metadata_url)?;
         Ok(Self(Arc::new(Inner {
             resource_metadata: resource_metadata_url.into(),
             scope: None,
@@ -214,47 +214,6 @@ struct ErrorBody<'a> {
     reason: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     scope: Option<&'a str>,
-}
-
-fn validate_metadata_url(url: &str) -> Result<(), ConfigError> {
-    const SETTING: &str = "resource_metadata";
-    if url.is_empty()
-        || !url
-            .bytes()
-            .all(|b| (0x21..0x7f).contains(&b) && b != b'"' && b != b'\\')
-    {
-        return Err(ConfigError::new(
-            SETTING,
-            "must be a URL of visible ASCII characters other than '\"' and '\\'",
-        ));
-    }
-    if url.contains('#') {
-        return Err(ConfigError::new(SETTING, "must not have a fragment"));
-    }
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|_| ConfigError::new(SETTING, "is not a valid absolute URL"))?;
-    let Some(authority) = uri.authority() else {
-        return Err(ConfigError::new(
-            SETTING,
-            "must be an absolute URL with a host",
-        ));
-    };
-    if authority.as_str().contains('@') {
-        return Err(ConfigError::new(SETTING, "must not contain user info"));
-    }
-    let host = authority.host();
-    let loopback =
-        host.eq_ignore_ascii_case("localhost") || host == "[::1]" || host.starts_with("127.");
-    match uri.scheme_str() {
-        Some(s) if s.eq_ignore_ascii_case("https") => Ok(()),
-        Some(s) if s.eq_ignore_ascii_case("http") && loopback => Ok(()),
-        Some(s) if s.eq_ignore_ascii_case("http") => Err(ConfigError::new(
-            SETTING,
-            "must use https (http is accepted on loopback hosts only)",
-        )),
-        _ => Err(ConfigError::new(SETTING, "must be an https URL")),
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,37 @@
+//! The one way Portcullis layers ask something remote and remember the answer.
+//!
+//! - [`ExpiringCache`]: a bounded [moka](https://docs.rs/moka) cache whose entries each carry their own time to
+//!   live, with single-flight loading (concurrent misses for one key run one load) and errors that are never
+//!   cached.
+//! - [`HttpFetcher`]: an HTTP client for small JSON documents (key sets, discovery documents, introspection and
+//!   directory answers) with a total timeout, a response-size cap, no redirects, and the `Cache-Control`
+//!   freshness of each answer.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use portcullis_lookup::ExpiringCache;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let cache: ExpiringCache<&'static str, u32> = ExpiringCache::new(1_000);
+//! let loaded = cache
+//!     .get_or_load("answer", async { Ok::<_, std::io::Error>((42, Duration::from_secs(60))) })
+//!     .await
+//!     .expect("loaded");
+//! assert_eq!(loaded, 42);
+//! // A second load for the same key is not run: the cached value comes back.
+//! let cached = cache
+//!     .get_or_load("answer", async { Err(std::io::Error::other("not called")) })
+//!     .await
+//!     .expect("cached");
+//! assert_eq!(cached, 42);
+//! # }
+//! ```
+
+mod cache;
+mod fetch;
+
+pub use cache::ExpiringCache;
+pub use fetch::{FetchError, Fetched, HttpFetcher};
