@@ -1,1 +1,3 @@
+//! Benchmarks of token validation (written next).
+
 fn main() {}

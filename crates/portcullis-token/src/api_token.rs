@@ -493,7 +493,7 @@ mod tests {
             "[[robots]]\n",
             "not toml",
         ] {
-            let err = FileTokenStore::from_toml(bad).err().expect("refused");
+            let err = FileTokenStore::from_toml(bad).expect_err("refused");
             assert!(!err.problem().is_empty());
         }
         assert_eq!(
