@@ -193,7 +193,20 @@ pub(crate) struct IssuerKeys {
     jwks_uri: ArcSwapOption<String>,
     /// Held only by the one task that fetches; requests never wait on it while holding anything else.
     fetch_lock: tokio::sync::Mutex<()>,
-    last_attempt: Mutex<Option<Instant>>,
+    /// When each kind of fetch was last attempted; each kind is rate-limited on its own, so that the first fetch
+    /// does not delay the first rotation, and a flood of unknown kids does not delay recovery from an outage.
+    last_attempts: [Mutex<Option<Instant>>; 3],
+}
+
+/// Why a key set is fetched, which decides how often that may happen.
+#[derive(Clone, Copy, Debug)]
+enum Trigger {
+    /// A token names a `kid` the current set lacks: at most once per cooldown.
+    UnknownKid,
+    /// No usable key set: at most once per cold retry interval.
+    Cold,
+    /// The set is due for its scheduled refresh: at most once per minimum refresh interval.
+    Scheduled,
 }
 
 impl IssuerKeys {
@@ -209,7 +222,7 @@ impl IssuerKeys {
             keys: ArcSwapOption::new(None),
             jwks_uri: ArcSwapOption::new(jwks_uri),
             fetch_lock: tokio::sync::Mutex::new(()),
-            last_attempt: Mutex::new(None),
+            last_attempts: Default::default(),
         }
     }
 
@@ -231,7 +244,7 @@ impl IssuerKeys {
                 }
                 // Possibly a rotation: refetch, at most once per cooldown.
                 let set = self
-                    .refresh(set.generation, self.policy.unknown_kid_cooldown)
+                    .refresh(set.generation, Trigger::UnknownKid)
                     .await
                     .unwrap_or(set);
                 if set.has_kid(kid, alg) {
@@ -243,7 +256,7 @@ impl IssuerKeys {
             stale_or_none => {
                 let generation = stale_or_none.as_ref().map_or(0, |set| set.generation);
                 let set = self
-                    .refresh(generation, self.policy.cold_retry)
+                    .refresh(generation, Trigger::Cold)
                     .await
                     .ok_or(KeyError::Unavailable)?;
                 if now >= set.refresh_at + self.policy.max_stale {
@@ -264,20 +277,25 @@ impl IssuerKeys {
         }
         let this = Arc::clone(self);
         tokio::spawn(async move {
-            let _ = this.refresh(generation, this.policy.min_refresh).await;
+            let _ = this.refresh(generation, Trigger::Scheduled).await;
         });
     }
 
     /// Fetches the key set, single-flight: callers that arrive while a fetch runs wait for it and share its
-    /// result. At most one attempt per `min_interval`. Returns the newest key set, or `None` if there is none.
-    async fn refresh(&self, seen_generation: u64, min_interval: Duration) -> Option<Arc<KeySet>> {
+    /// result. Each trigger is rate-limited on its own. Returns the newest key set, or `None` if there is none.
+    async fn refresh(&self, seen_generation: u64, trigger: Trigger) -> Option<Arc<KeySet>> {
+        let (gate, min_interval) = match trigger {
+            Trigger::UnknownKid => (&self.last_attempts[0], self.policy.unknown_kid_cooldown),
+            Trigger::Cold => (&self.last_attempts[1], self.policy.cold_retry),
+            Trigger::Scheduled => (&self.last_attempts[2], self.policy.min_refresh),
+        };
         let _guard = self.fetch_lock.lock().await;
         let current = self.keys.load_full();
         if current.as_ref().map_or(0, |set| set.generation) != seen_generation {
             return current;
         }
         {
-            let mut last = self.last_attempt.lock().unwrap_or_else(|e| e.into_inner());
+            let mut last = gate.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
             if last.is_some_and(|at| now.duration_since(at) < min_interval) {
                 return current;

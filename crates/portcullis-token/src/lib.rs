@@ -88,4 +88,4 @@ pub use clock::{Clock, SystemClock};
 pub use introspection::Introspection;
 pub use jwks::Issuer;
 pub use layer::{ResponseFuture, ValidateToken, ValidateTokenLayer};
-pub use validator::{TokenValidator, TokenValidatorBuilder};
+pub use validator::{TokenValidator, TokenValidatorBuilder, ValidatorStats};

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use portcullis_core::{
@@ -66,6 +67,16 @@ struct Inner {
     fetcher: HttpFetcher,
     cache: ExpiringCache<[u8; 32], Cached>,
     digest_key: [u8; 32],
+    uncached: AtomicU64,
+}
+
+/// Counters of a [`TokenValidator`], for metrics and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ValidatorStats {
+    /// Validations that missed the cache and did the full work (parse, key lookup, signature, introspection or
+    /// verifier call).
+    pub uncached_validations: u64,
 }
 
 impl TokenValidator {
@@ -104,6 +115,7 @@ impl TokenValidator {
             None => inner
                 .cache
                 .get_or_load(key, async {
+                    inner.uncached.fetch_add(1, Ordering::Relaxed);
                     match inner.validate_uncached(credential).await {
                         Ok((principal, ttl)) => Ok((Cached::Valid(principal), ttl)),
                         Err(Failure::Invalid(kind)) => {
@@ -129,6 +141,14 @@ impl TokenValidator {
                 Ok(principal)
             }
             Cached::Invalid(kind) => Err(Rejection::new(kind)),
+        }
+    }
+
+    /// Counters since the validator was built.
+    #[must_use]
+    pub fn stats(&self) -> ValidatorStats {
+        ValidatorStats {
+            uncached_validations: self.0.uncached.load(Ordering::Relaxed),
         }
     }
 
@@ -542,6 +562,7 @@ impl TokenValidatorBuilder {
             fetcher,
             cache: ExpiringCache::new(self.capacity),
             digest_key,
+            uncached: AtomicU64::new(0),
         })))
     }
 }
