@@ -97,17 +97,32 @@ impl HttpFetcher {
         self.send(request).await
     }
 
-    /// `POST url` with an `application/x-www-form-urlencoded` body and optional HTTP Basic client
-    /// authentication, decoded as JSON.
+    /// `POST url` with an `application/x-www-form-urlencoded` body and an optional `Authorization` header value
+    /// (e.g. HTTP Basic client authentication), decoded as JSON.
     ///
     /// # Errors
     /// See [`FetchError`].
     pub async fn post_form<T: DeserializeOwned>(
         &self,
         url: &str,
-        basic_auth: Option<&str>,
+        authorization: Option<&str>,
         form: &[(&str, &str)],
     ) -> Result<Fetched<T>, FetchError> {
+        let raw = self.post_form_bytes(url, authorization, form).await?;
+        decode(raw)
+    }
+
+    /// As [`post_form`](Self::post_form), but returns the raw JSON bytes, for callers that decode with their own
+    /// rules (e.g. refusing duplicate keys).
+    ///
+    /// # Errors
+    /// See [`FetchError`].
+    pub async fn post_form_bytes(
+        &self,
+        url: &str,
+        authorization: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> Result<Fetched<Vec<u8>>, FetchError> {
         let body: String = form_encode(form);
         let mut request = self
             .client
@@ -118,10 +133,10 @@ impl HttpFetcher {
                 "application/x-www-form-urlencoded",
             )
             .body(body);
-        if let Some(authorization) = basic_auth {
+        if let Some(authorization) = authorization {
             request = request.header(http::header::AUTHORIZATION, authorization);
         }
-        self.send(request).await
+        self.send_bytes(request).await
     }
 
     /// `POST url` with a JSON body and an optional `Authorization` header value, decoded as JSON.
@@ -151,6 +166,13 @@ impl HttpFetcher {
         &self,
         request: reqwest::RequestBuilder,
     ) -> Result<Fetched<T>, FetchError> {
+        decode(self.send_bytes(request).await?)
+    }
+
+    async fn send_bytes(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<Fetched<Vec<u8>>, FetchError> {
         let mut response = request.send().await.map_err(classify)?;
         if !response.status().is_success() {
             return Err(FetchError::Status(response.status().as_u16()));
@@ -175,9 +197,19 @@ impl HttpFetcher {
             }
             body.extend_from_slice(&chunk);
         }
-        let value = serde_json::from_slice(&body).map_err(|_| FetchError::Malformed)?;
-        Ok(Fetched { value, max_age })
+        Ok(Fetched {
+            value: body,
+            max_age,
+        })
     }
+}
+
+fn decode<T: DeserializeOwned>(raw: Fetched<Vec<u8>>) -> Result<Fetched<T>, FetchError> {
+    let value = serde_json::from_slice(&raw.value).map_err(|_| FetchError::Malformed)?;
+    Ok(Fetched {
+        value,
+        max_age: raw.max_age,
+    })
 }
 
 fn classify(err: reqwest::Error) -> FetchError {
