@@ -271,6 +271,13 @@ impl IssuerKeys {
         }
     }
 
+    /// Fetches the key set if there is none yet.
+    pub(crate) async fn prefetch(&self) {
+        if self.keys.load().is_none() {
+            let _ = self.refresh(0, Trigger::Cold).await;
+        }
+    }
+
     fn refresh_in_background(self: &Arc<Self>, generation: u64) {
         if tokio::runtime::Handle::try_current().is_err() {
             return;

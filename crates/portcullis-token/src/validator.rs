@@ -144,6 +144,14 @@ impl TokenValidator {
         }
     }
 
+    /// Fetches the key set of every issuer now, instead of at the first request that needs it. Failures are
+    /// logged and left for later requests to retry: the server starts even when an issuer is down.
+    pub async fn prefetch_keys(&self) {
+        for issuer in self.0.issuers.values() {
+            issuer.prefetch().await;
+        }
+    }
+
     /// Counters since the validator was built.
     #[must_use]
     pub fn stats(&self) -> ValidatorStats {
