@@ -96,7 +96,7 @@ impl Introspection {
         if !claims
             .aud
             .as_ref()
-            .is_some_and(|aud| aud.contains(resource))
+            .is_some_and(|aud| aud.names_resource(resource))
         {
             return Err(RejectionKind::WrongAudience);
         }

@@ -63,11 +63,22 @@ pub(crate) struct Header {
     #[serde(default)]
     cty: Option<String>,
     #[serde(default)]
-    crit: Option<IgnoredAny>,
+    crit: Present,
     #[serde(default)]
-    enc: Option<IgnoredAny>,
+    enc: Present,
     #[serde(default)]
-    b64: Option<IgnoredAny>,
+    b64: Present,
+}
+
+/// Whether a member was present, whatever its value (`null` included): for members whose mere presence matters.
+#[derive(Debug, Default, Clone, Copy)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(deserializer)?;
+        Ok(Self(true))
+    }
 }
 
 impl Header {
@@ -86,7 +97,7 @@ impl Header {
         let alg = SigningAlgorithm::from_jose(&header.alg).ok_or(RejectionKind::InvalidToken)?;
         // We understand no extension, so any `crit` must be refused (RFC 7515 section 4.1.11); `b64` only makes
         // sense with `crit`.
-        if header.crit.is_some() || header.b64.is_some() || header.enc.is_some() {
+        if header.crit.0 || header.b64.0 || header.enc.0 {
             return Err(RejectionKind::InvalidToken);
         }
         // A nested JWT would need its inner token verified too; access tokens are never nested.
@@ -115,11 +126,10 @@ pub(crate) enum OneOrMany {
 }
 
 impl OneOrMany {
-    pub(crate) fn contains(&self, wanted: &str) -> bool {
-        match self {
-            Self::One(value) => value == wanted,
-            Self::Many(values) => values.iter().any(|v| v == wanted),
-        }
+    /// Whether one of the values names `resource`, comparing scheme and host case-insensitively (RFC 3986
+    /// section 6.2.2.1) and everything else exactly: no trailing-slash, port, path-case or prefix leniency.
+    pub(crate) fn names_resource(&self, resource: &str) -> bool {
+        self.iter().any(|value| same_resource(value, resource))
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &str> {
@@ -144,6 +154,28 @@ impl<'de> Deserialize<'de> for OneOrMany {
             Raw::Many(values) => Self::Many(values),
         })
     }
+}
+
+fn same_resource(candidate: &str, resource: &str) -> bool {
+    if candidate == resource {
+        return true;
+    }
+    // `scheme://authority` then the rest; the authority ends at the first '/', '?' or '#'.
+    match (split_uri(candidate), split_uri(resource)) {
+        (Some((s1, a1, r1)), Some((s2, a2, r2))) => {
+            s1.eq_ignore_ascii_case(s2)
+                && a1.eq_ignore_ascii_case(a2)
+                && r1 == r2
+                && !a1.contains('@')
+        }
+        _ => false,
+    }
+}
+
+fn split_uri(uri: &str) -> Option<(&str, &str, &str)> {
+    let (scheme, rest) = uri.split_once("://")?;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some((scheme, &rest[..end], &rest[end..]))
 }
 
 /// The claims of an access token (RFC 9068 section 2.2) or of an introspection answer (RFC 7662 section 2.2),
@@ -364,7 +396,7 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(claims.iss.as_deref(), Some("x"));
-        assert!(claims.aud.as_ref().is_some_and(|a| a.contains("b")));
+        assert!(claims.aud.as_ref().is_some_and(|a| a.names_resource("b")));
         assert_eq!(claims.site_grants().map(|s| s.len()), Some(1));
         for bad in [
             &br#"{"aud":"a","aud":"b"}"#[..],
@@ -378,6 +410,25 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    #[test]
+    fn audience_comparison_ignores_only_scheme_and_host_case() {
+        let aud = |v: &str| OneOrMany::One(v.to_owned());
+        let resource = "https://mcp.example.com/mcp";
+        for same in [resource, "HTTPS://MCP.Example.COM/mcp"] {
+            assert!(aud(same).names_resource(resource), "{same}");
+        }
+        for other in [
+            "https://mcp.example.com/MCP",
+            "https://mcp.example.com/mcp/",
+            "https://mcp.example.com:443/mcp",
+            "https://mcp.example.com",
+            "https://x@mcp.example.com/mcp",
+            "mcp.example.com/mcp",
+        ] {
+            assert!(!aud(other).names_resource(resource), "{other}");
         }
     }
 

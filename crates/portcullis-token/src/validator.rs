@@ -264,7 +264,7 @@ impl Inner {
         if !claims
             .aud
             .as_ref()
-            .is_some_and(|aud| aud.contains(&self.resource))
+            .is_some_and(|aud| aud.names_resource(&self.resource))
         {
             return Err(RejectionKind::WrongAudience.into());
         }
