@@ -154,6 +154,31 @@ impl Site {
     }
 }
 
+/// The sites the principal may use, inserted into the request extensions by the site layer so that the
+/// application (say, a tool that lists accessible sites) needs no second lookup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessibleSites(Arc<[Site]>);
+
+impl AccessibleSites {
+    /// The given sites.
+    #[must_use]
+    pub fn new(sites: impl Into<Arc<[Site]>>) -> Self {
+        Self(sites.into())
+    }
+
+    /// The sites.
+    #[must_use]
+    pub fn sites(&self) -> &[Site] {
+        &self.0
+    }
+
+    /// Whether the principal may use the site with this id.
+    #[must_use]
+    pub fn contains(&self, id: &SiteId) -> bool {
+        self.0.iter().any(|site| site.id() == id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,14 +48,15 @@ impl Parser {
         if value.len() > self.max_header_len {
             return Err(RejectionKind::CredentialTooLarge);
         }
-        // Visible ASCII and space only: no controls (CR, LF, TAB, NUL), no DEL, no obs-text.
-        if !value.iter().all(|&b| (0x20..0x7f).contains(&b)) {
-            return Err(RejectionKind::MalformedCredential);
-        }
         let (scheme, rest) = match value.iter().position(|&b| b == b' ') {
             Some(at) => (&value[..at], &value[at..]),
             None => (value, &[][..]),
         };
+        // Visible ASCII only in the scheme: no controls (CR, LF, TAB, NUL), no DEL, no obs-text. The credential
+        // after it is held to the stricter token68 set below, which admits none of these either.
+        if !scheme.iter().all(|&b| (0x21..0x7f).contains(&b)) {
+            return Err(RejectionKind::MalformedCredential);
+        }
         // `credentials = auth-scheme [ 1*SP ( token68 / #auth-param ) ]`: the separator is one or more spaces,
         // none of which belongs to the token. Any other whitespace was refused above.
         let param = trim_leading_spaces(rest);
@@ -69,12 +70,10 @@ impl Parser {
     }
 
     fn bearer(&self, token: &[u8]) -> Result<Credential, RejectionKind> {
-        if !is_token68(token) {
-            return Err(RejectionKind::MalformedCredential);
-        }
-        // is_token68 admits ASCII only, so this cannot fail.
+        let shape = TokenShape::classify_b64token(token, self.service_account_prefix.as_deref())
+            .ok_or(RejectionKind::MalformedCredential)?;
+        // A b64token is ASCII, so this cannot fail.
         let token = std::str::from_utf8(token).map_err(|_| RejectionKind::MalformedCredential)?;
-        let shape = TokenShape::classify(token, self.service_account_prefix.as_deref());
         Ok(Credential::Bearer(BearerToken::new(
             Secret::new(token),
             shape,
@@ -107,16 +106,9 @@ fn basic(encoded: &[u8]) -> Result<Credential, RejectionKind> {
     )))
 }
 
-/// `token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="` (RFC 9110; RFC 6750's b64token is
-/// the same set).
+/// `token68` (RFC 9110 section 11.2): the same grammar as RFC 6750's `b64token`.
 fn is_token68(s: &[u8]) -> bool {
-    let body_len = s.iter().position(|&b| b == b'=').unwrap_or(s.len());
-    let (body, padding) = s.split_at(body_len);
-    !body.is_empty()
-        && body.iter().all(|&b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
-        && padding.iter().all(|&b| b == b'=')
+    TokenShape::classify_b64token(s, None).is_some()
 }
 
 fn trim_leading_spaces(s: &[u8]) -> &[u8] {

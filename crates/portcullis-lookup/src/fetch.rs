@@ -97,6 +97,25 @@ impl HttpFetcher {
         self.send(request).await
     }
 
+    /// `GET url` with an `Authorization` header value, decoded as JSON.
+    ///
+    /// # Errors
+    /// See [`FetchError`].
+    pub async fn get_json_with<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        authorization: Option<&str>,
+    ) -> Result<Fetched<T>, FetchError> {
+        let mut request = self
+            .client
+            .get(url)
+            .header(http::header::ACCEPT, "application/json");
+        if let Some(authorization) = authorization {
+            request = request.header(http::header::AUTHORIZATION, authorization);
+        }
+        self.send(request).await
+    }
+
     /// `POST url` with an `application/x-www-form-urlencoded` body and an optional `Authorization` header value
     /// (e.g. HTTP Basic client authentication), decoded as JSON.
     ///

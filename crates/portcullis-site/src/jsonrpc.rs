@@ -1,0 +1,483 @@
+//! Reading the site (and the method and tool name) out of a JSON-RPC body, once, strictly.
+//!
+//! The body is parsed in one pass along the configured JSON pointers only; everything else is skipped (still
+//! checked to be JSON). The rules close the gaps through which the application's own parser could read another
+//! site than the one checked here:
+//! - the body is one JSON object (batch arrays are refused), with nothing after it;
+//! - on the way to every value read (`method`, `params`, `params.name`, `params.arguments`, the site key) a key
+//!   may appear once: a duplicate, or a key that differs only in ASCII case (`cloudid` beside or instead of
+//!   `cloudId`), refuses the body;
+//! - keys are compared decoded (`"cloud\u0049d"` is `cloudId`);
+//! - nesting is bounded by `serde_json`'s recursion limit.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::Deserializer;
+use serde::de::{self, Deserialize, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+
+use portcullis_core::ConfigError;
+
+/// Why a body was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyError {
+    /// Not one JSON object (syntax, trailing data, too deep, a batch array, not an object).
+    NotAnObject,
+    /// A key on the way to a value read appears twice, or in another case.
+    AmbiguousKey,
+}
+
+/// A parsed JSON pointer (RFC 6901).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Pointer(Vec<String>);
+
+impl Pointer {
+    pub(crate) fn parse(pointer: &str) -> Result<Self, ConfigError> {
+        let Some(rest) = pointer.strip_prefix('/') else {
+            return Err(ConfigError::new(
+                "body_pointer",
+                "a JSON pointer must start with '/'",
+            ));
+        };
+        let mut segments = Vec::new();
+        for raw in rest.split('/') {
+            if raw.is_empty() {
+                return Err(ConfigError::new(
+                    "body_pointer",
+                    "a JSON pointer must not have empty segments",
+                ));
+            }
+            if raw.replace("~0", "").replace("~1", "").contains('~') {
+                return Err(ConfigError::new(
+                    "body_pointer",
+                    "'~' must be escaped as ~0 or ~1",
+                ));
+            }
+            segments.push(raw.replace("~1", "/").replace("~0", "~"));
+        }
+        Ok(Self(segments))
+    }
+}
+
+/// What to read: a trie of keys, whose leaves are numbered slots.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Plan {
+    root: Node,
+    slots: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Node {
+    children: Vec<(String, Node)>,
+    slot: Option<usize>,
+}
+
+/// A value read from a slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// A JSON string.
+    Str(String),
+    /// Anything else (number, null, bool, array, object).
+    Other,
+}
+
+/// Slot numbers of the fixed reads.
+pub(crate) const METHOD: usize = 0;
+pub(crate) const TOOL: usize = 1;
+
+impl Plan {
+    /// A plan that reads `method` and `params.name`, plus the given pointers (slots 2, 3, ...).
+    pub(crate) fn new(pointers: &[Pointer]) -> Self {
+        let mut plan = Self::default();
+        plan.add(&["method".to_owned()]);
+        plan.add(&["params".to_owned(), "name".to_owned()]);
+        for pointer in pointers {
+            plan.add(&pointer.0);
+        }
+        plan
+    }
+
+    fn add(&mut self, path: &[String]) -> usize {
+        // Slot numbers are handed out in order; a path added twice keeps its first number.
+        let slot = self.slots;
+        self.slots += 1;
+        let mut node = &mut self.root;
+        for segment in path {
+            let at = match node.children.iter().position(|(name, _)| name == segment) {
+                Some(at) => at,
+                None => {
+                    node.children.push((segment.clone(), Node::default()));
+                    node.children.len() - 1
+                }
+            };
+            node = &mut node.children[at].1;
+        }
+        // Two pointers to the same place share the first one's slot (see `slot_of`).
+        *node.slot.get_or_insert(slot)
+    }
+
+    /// Reads the body. `found[i]` is the value of slot `i`, if present.
+    pub(crate) fn read(&self, body: &[u8]) -> Result<Vec<Option<Found>>, BodyError> {
+        let mut found = vec![None; self.slots];
+        let mut deserializer = serde_json::Deserializer::from_slice(body);
+        let seed = NodeSeed {
+            node: &self.root,
+            found: &mut found,
+            root: true,
+        };
+        seed.deserialize(&mut deserializer).map_err(classify)?;
+        deserializer.end().map_err(|_| BodyError::NotAnObject)?;
+        Ok(found)
+    }
+
+    /// The slot that holds the value at `pointer`; pointers to the same place share one.
+    pub(crate) fn slot_of(&self, pointer: &Pointer) -> Option<usize> {
+        let mut node = &self.root;
+        for segment in &pointer.0 {
+            node = &node.children.iter().find(|(name, _)| name == segment)?.1;
+        }
+        node.slot
+    }
+}
+
+fn classify(err: serde_json::Error) -> BodyError {
+    let text = err.to_string();
+    if text.starts_with(AMBIGUOUS) {
+        BodyError::AmbiguousKey
+    } else {
+        BodyError::NotAnObject
+    }
+}
+
+const AMBIGUOUS: &str = "portcullis: ambiguous key";
+
+struct NodeSeed<'a, 'f> {
+    node: &'a Node,
+    found: &'f mut Vec<Option<Found>>,
+    root: bool,
+}
+
+impl<'de> DeserializeSeed<'de> for NodeSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NodeSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = vec![false; self.node.children.len()];
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let exact = self
+                .node
+                .children
+                .iter()
+                .position(|(name, _)| *name == *key);
+            let folded = self
+                .node
+                .children
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case(&key));
+            match exact {
+                Some(at) => {
+                    if std::mem::replace(&mut seen[at], true) {
+                        return Err(de::Error::custom(AMBIGUOUS));
+                    }
+                    let child = &self.node.children[at].1;
+                    if let Some(slot) = child.slot
+                        && child.children.is_empty()
+                    {
+                        self.found[slot] = Some(map.next_value_seed(LeafSeed)?);
+                    } else {
+                        map.next_value_seed(NodeSeed {
+                            node: child,
+                            found: self.found,
+                            root: false,
+                        })?;
+                    }
+                }
+                None if folded => return Err(de::Error::custom(AMBIGUOUS)),
+                None => {
+                    map.next_value::<Skip>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if self.root {
+            // A JSON-RPC batch: refused whole (MCP 2025-06-18 removed batching).
+            return Err(de::Error::custom("batch"));
+        }
+        // A pointer may index into an array: `/params/arguments/sites/0`.
+        let mut index = 0usize;
+        loop {
+            let child = self.node.children.iter().find(|(name, _)| {
+                name.parse::<usize>().ok() == Some(index) && *name == index.to_string()
+            });
+            let more = match child {
+                Some((_, child)) if child.slot.is_some() && child.children.is_empty() => {
+                    match seq.next_element_seed(LeafSeed)? {
+                        Some(value) => {
+                            if let Some(slot) = child.slot {
+                                self.found[slot] = Some(value);
+                            }
+                            true
+                        }
+                        None => false,
+                    }
+                }
+                Some((_, child)) => seq
+                    .next_element_seed(NodeSeed {
+                        node: child,
+                        found: self.found,
+                        root: false,
+                    })?
+                    .is_some(),
+                None => seq.next_element::<Skip>()?.is_some(),
+            };
+            if !more {
+                return Ok(());
+            }
+            index += 1;
+        }
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        self.scalar()
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        self.scalar()
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        self.scalar()
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.scalar()
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        self.scalar()
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.scalar()
+    }
+}
+
+impl NodeSeed<'_, '_> {
+    fn scalar<E: de::Error>(self) -> Result<(), E> {
+        if self.root {
+            Err(E::custom("not an object"))
+        } else {
+            // A scalar where an object was expected on the way to a value: the value is simply absent.
+            Ok(())
+        }
+    }
+}
+
+/// Skips a value, still checking that it is JSON. Unlike `serde::de::IgnoredAny` (which `serde_json` skips
+/// without a depth limit), nested arrays and objects go through `deserialize_any`, so `serde_json`'s recursion
+/// limit (128) bounds the nesting of the whole body.
+struct Skip;
+
+impl<'de> Deserialize<'de> for Skip {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(SkipVisitor)
+    }
+}
+
+struct SkipVisitor;
+
+impl<'de> Visitor<'de> for SkipVisitor {
+    type Value = Skip;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Skip, E> {
+        Ok(Skip)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Skip, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skip, A::Error> {
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
+        Ok(Skip)
+    }
+}
+
+/// Reads a leaf: a string, or notes that it is something else.
+struct LeafSeed;
+
+impl<'de> DeserializeSeed<'de> for LeafSeed {
+    type Value = Found;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Found, D::Error> {
+        deserializer.deserialize_any(LeafVisitor)
+    }
+}
+
+struct LeafVisitor;
+
+impl<'de> Visitor<'de> for LeafVisitor {
+    type Value = Found;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Found, E> {
+        Ok(Found::Str(value.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, value: String) -> Result<Found, E> {
+        Ok(Found::Str(value))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Found, E> {
+        Ok(Found::Other)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Found, E> {
+        Ok(Found::Other)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Found, E> {
+        Ok(Found::Other)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Found, E> {
+        Ok(Found::Other)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Found, E> {
+        Ok(Found::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Found, A::Error> {
+        while map.next_entry::<Skip, Skip>()?.is_some() {}
+        Ok(Found::Other)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Found, A::Error> {
+        while seq.next_element::<Skip>()?.is_some() {}
+        Ok(Found::Other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> (Plan, usize) {
+        let pointer = Pointer::parse("/params/arguments/cloudId").expect("valid");
+        let plan = Plan::new(std::slice::from_ref(&pointer));
+        let slot = plan.slot_of(&pointer).expect("slot");
+        (plan, slot)
+    }
+
+    fn site(body: &str) -> Result<Option<Found>, BodyError> {
+        let (plan, slot) = plan();
+        plan.read(body.as_bytes()).map(|found| found[slot].clone())
+    }
+
+    #[test]
+    fn reads_method_tool_and_site_in_one_pass() {
+        let (plan, slot) = plan();
+        let found = plan
+            .read(br#"{"params":{"arguments":{"cloudId":"s1","x":[1,{"cloudId":"no"}]},"name":"t"},"method":"tools/call","id":1}"#)
+            .expect("valid");
+        assert_eq!(found[METHOD], Some(Found::Str("tools/call".into())));
+        assert_eq!(found[TOOL], Some(Found::Str("t".into())));
+        assert_eq!(found[slot], Some(Found::Str("s1".into())));
+    }
+
+    #[test]
+    fn escaped_keys_are_the_decoded_key() {
+        assert_eq!(
+            site(r#"{"params":{"arguments":{"cloud\u0049d":"s1"}}}"#),
+            Ok(Some(Found::Str("s1".into())))
+        );
+    }
+
+    #[test]
+    fn ambiguous_keys_on_the_path_are_refused() {
+        for body in [
+            r#"{"params":{"arguments":{"cloudId":"a","cloudId":"b"}}}"#,
+            r#"{"params":{"arguments":{"cloudId":"a","cloud\u0049d":"b"}}}"#,
+            r#"{"params":{"arguments":{"cloudId":"a","cloudid":"b"}}}"#,
+            r#"{"params":{"arguments":{"CLOUDID":"b"}}}"#,
+            r#"{"params":{"arguments":{}},"params":{"arguments":{"cloudId":"b"}}}"#,
+            r#"{"params":{"arguments":{"cloudId":"a"},"arguments":{}}}"#,
+            r#"{"method":"tools/call","method":"initialize"}"#,
+            r#"{"Method":"tools/call"}"#,
+            r#"{"params":{"name":"a","name":"b"}}"#,
+        ] {
+            assert_eq!(site(body), Err(BodyError::AmbiguousKey), "{body}");
+        }
+        // Keys off the path may repeat: they are not read.
+        assert!(site(r#"{"params":{"meta":1,"meta":2,"arguments":{"cloudId":"a"}}}"#).is_ok());
+    }
+
+    #[test]
+    fn non_objects_batches_and_trailing_data_are_refused() {
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let deep_obj = format!(
+            r#"{{"params":{{"arguments":{{"x":{}1{}}}}}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        for body in [
+            "",
+            "null",
+            "1",
+            "\"x\"",
+            "[{\"method\":\"tools/call\"}]",
+            "{\"method\":\"tools/call\"} {}",
+            "{\"method\":\"tools/call\"}x",
+            "{\"method\":",
+            deep.as_str(),
+            deep_obj.as_str(),
+        ] {
+            assert_eq!(site(body), Err(BodyError::NotAnObject), "{body:.40}");
+        }
+    }
+
+    #[test]
+    fn site_values_of_other_types_are_reported() {
+        for body in [
+            r#"{"params":{"arguments":{"cloudId":1}}}"#,
+            r#"{"params":{"arguments":{"cloudId":null}}}"#,
+            r#"{"params":{"arguments":{"cloudId":["a"]}}}"#,
+            r#"{"params":{"arguments":{"cloudId":{"id":"a"}}}}"#,
+            r#"{"params":{"arguments":{"cloudId":true}}}"#,
+        ] {
+            assert_eq!(site(body), Ok(Some(Found::Other)), "{body}");
+        }
+        assert_eq!(site(r#"{"params":{"arguments":"x"}}"#), Ok(None));
+    }
+
+    #[test]
+    fn pointers_are_parsed_per_rfc_6901() {
+        let pointer = Pointer::parse("/a~1b/c~0d").expect("valid");
+        assert_eq!(pointer.0, ["a/b", "c~d"]);
+        for bad in ["", "a/b", "/a//b", "/a~2"] {
+            assert!(Pointer::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

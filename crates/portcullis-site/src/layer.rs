@@ -1,0 +1,595 @@
+//! [`BindSiteLayer`]: which site a request targets, and whether the principal may use it.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, Request, Response, request};
+use http_body::Body;
+use http_body_util::{BodyExt, Limited};
+use portcullis_core::{
+    AccessibleSites, Challenge, ConfigError, JsonRpcCall, Principal, Protocol, Rejection,
+    RejectionKind, ResponseBody, Site, SiteId,
+};
+use portcullis_lookup::ExpiringCache;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::SiteBody;
+use crate::jsonrpc::{BodyError, Found, METHOD, Plan, Pointer, TOOL};
+use crate::resolve::{ResolveSite, ResolveSiteGrants};
+use crate::sources::{PathTemplate, header_name};
+
+/// Default limit on a JSON-RPC body the layer reads: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Where `tools/call` names its site unless configured otherwise.
+pub const DEFAULT_TOOLS_CALL_POINTER: &str = "/params/arguments/cloudId";
+
+/// Layer that applies [`BindSite`]. See the [crate docs](crate) for an example.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct BindSiteLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Clone, Debug)]
+struct Config {
+    challenge: Challenge,
+    templates: Vec<PathTemplate>,
+    headers: Vec<HeaderName>,
+    query: Vec<String>,
+    pointers: Vec<(String, Pointer)>,
+    plan: Option<Arc<Plan>>,
+    body_limit: usize,
+    require_site: bool,
+    grants: Option<Arc<dyn ResolveSiteGrants>>,
+    directory: Option<Arc<dyn ResolveSite>>,
+    lookup_ttl: Duration,
+    grants_cache: ExpiringCache<String, Arc<[Site]>>,
+    site_cache: ExpiringCache<SiteId, Option<Site>>,
+    host_cache: ExpiringCache<String, Option<Site>>,
+}
+
+impl BindSiteLayer {
+    /// A layer that reads the site of `tools/call` from [`DEFAULT_TOOLS_CALL_POINTER`] and answers rejections
+    /// with `challenge`. Add path, header and query sources, more body pointers, and grant and site sources with
+    /// the `add_*`/`with_*` methods.
+    pub fn new(challenge: Challenge) -> Self {
+        let capacity = 10_000;
+        let pointer =
+            Pointer::parse(DEFAULT_TOOLS_CALL_POINTER).unwrap_or_else(|_| unreachable!("constant"));
+        let mut config = Config {
+            challenge,
+            templates: Vec::new(),
+            headers: Vec::new(),
+            query: Vec::new(),
+            pointers: vec![("tools/call".to_owned(), pointer)],
+            plan: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            require_site: false,
+            grants: None,
+            directory: None,
+            lookup_ttl: Duration::from_secs(60),
+            grants_cache: ExpiringCache::new(capacity),
+            site_cache: ExpiringCache::new(capacity),
+            host_cache: ExpiringCache::new(capacity),
+        };
+        config.plan = Some(Arc::new(plan_of(&config.pointers)));
+        Self {
+            config: Arc::new(config),
+        }
+    }
+
+    fn config(&mut self) -> &mut Config {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// Reads the site from the `{cloudId}` segment of paths that match `template` (e.g.
+    /// `/ex/{product}/{cloudId}/...`: other `{name}`s match one segment, a final `...` anything after).
+    ///
+    /// # Errors
+    /// A template without exactly one `{cloudId}`, or malformed.
+    pub fn add_path_template(mut self, template: &str) -> Result<Self, ConfigError> {
+        let template = PathTemplate::parse(template)?;
+        self.config().templates.push(template);
+        Ok(self)
+    }
+
+    /// Reads the site from a header (for gRPC, the metadata key of that name), e.g. `x-cloud-id`.
+    ///
+    /// # Errors
+    /// An invalid header name.
+    pub fn add_header(mut self, name: &str) -> Result<Self, ConfigError> {
+        let name = header_name(name)?;
+        self.config().headers.push(name);
+        Ok(self)
+    }
+
+    /// Reads the site from a query parameter, e.g. `cloudId`.
+    pub fn add_query_param(mut self, name: &str) -> Self {
+        self.config().query.push(name.to_owned());
+        self
+    }
+
+    /// Reads the site of JSON-RPC requests of `method` from the JSON pointer `pointer` (RFC 6901), e.g.
+    /// `resources/read` and `/params/arguments/cloudId`. For `tools/call` this replaces the default pointer.
+    ///
+    /// # Errors
+    /// A malformed pointer.
+    pub fn add_body_pointer(mut self, method: &str, pointer: &str) -> Result<Self, ConfigError> {
+        let pointer = Pointer::parse(pointer)?;
+        let config = self.config();
+        config.pointers.retain(|(m, _)| m != method);
+        config.pointers.push((method.to_owned(), pointer));
+        config.plan = Some(Arc::new(plan_of(&config.pointers)));
+        Ok(self)
+    }
+
+    /// Never reads request bodies (for routes that carry no JSON-RPC, such as gRPC services).
+    pub fn without_body(mut self) -> Self {
+        let config = self.config();
+        config.pointers.clear();
+        config.plan = None;
+        self
+    }
+
+    /// Largest JSON-RPC body read, in bytes ([`DEFAULT_BODY_LIMIT`] unless set); a larger one is answered 413.
+    ///
+    /// # Errors
+    /// A limit of zero or over 64 MiB.
+    pub fn with_body_limit(mut self, limit: usize) -> Result<Self, ConfigError> {
+        if !(1..=64 * 1024 * 1024).contains(&limit) {
+            return Err(ConfigError::new(
+                "body_limit",
+                "must be between 1 byte and 64 MiB",
+            ));
+        }
+        self.config().body_limit = limit;
+        Ok(self)
+    }
+
+    /// Requests that name no site are refused (400) instead of passing unbound.
+    pub fn require_site(mut self) -> Self {
+        self.config().require_site = true;
+        self
+    }
+
+    /// Where the grants of principals whose credential lists none come from.
+    pub fn with_grants(mut self, grants: impl ResolveSiteGrants) -> Self {
+        self.config().grants = Some(Arc::new(grants));
+        self
+    }
+
+    /// The site directory: metadata (URL, organization) of a site, and the site behind a URL.
+    pub fn with_directory(mut self, directory: impl ResolveSite) -> Self {
+        self.config().directory = Some(Arc::new(directory));
+        self
+    }
+
+    /// How long grant and directory answers are cached (60 s unless set).
+    pub fn with_lookup_ttl(mut self, ttl: Duration) -> Self {
+        self.config().lookup_ttl = ttl;
+        self
+    }
+}
+
+fn plan_of(pointers: &[(String, Pointer)]) -> Plan {
+    let only: Vec<Pointer> = pointers.iter().map(|(_, p)| p.clone()).collect();
+    Plan::new(&only)
+}
+
+impl<S> Layer<S> for BindSiteLayer {
+    type Service = BindSite<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BindSite {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// Middleware that binds a request to the site it targets and checks the principal's grant.
+///
+/// On success the request carries the bound [`Site`] (when it names one), the principal's
+/// [`AccessibleSites`], and for JSON-RPC bodies the [`JsonRpcCall`]; the inner service receives a
+/// [`SiteBody`]: the original body, or exactly the bytes that were read and checked.
+///
+/// # Security
+/// - Fails closed without a [`Principal`] (the validation layer must run first).
+/// - Every configured source is read; two sources that name different sites are refused (400), as are several
+///   values in one source.
+/// - A site named by URL is resolved through the directory by exact host (lower case, no port, no trailing dot,
+///   no user info), then checked like an id.
+/// - No default site: a request that names none is unbound (or refused with [`require_site`]).
+/// - A `Site` extension planted before this layer is removed.
+///
+/// [`require_site`]: BindSiteLayer::require_site
+#[derive(Clone, Debug)]
+pub struct BindSite<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+/// Response future of [`BindSite`]: the body may have to be read first, so it is boxed.
+pub type ResponseFuture<B, E> =
+    Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for BindSite<S>
+where
+    S: Service<Request<SiteBody<ReqBody>>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Body<Data = Bytes> + Send + 'static,
+    ReqBody::Error: Into<BoxError>,
+    ResBody: 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<ResBody, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let config = Arc::clone(&self.config);
+        Box::pin(async move {
+            let protocol = Protocol::detect(req.headers());
+            match bind(&config, req, protocol).await {
+                Ok(req) => inner
+                    .call(req)
+                    .await
+                    .map(|response| response.map(ResponseBody::new)),
+                Err((rejection, path)) => {
+                    tracing::debug!(
+                        target: "portcullis::site",
+                        outcome = "rejected",
+                        reason = rejection.kind().code(),
+                        path = path.as_str(),
+                    );
+                    Ok(config.challenge.respond(rejection, protocol))
+                }
+            }
+        })
+    }
+}
+
+type Refusal = (Rejection, String);
+
+async fn bind<B>(
+    config: &Config,
+    req: Request<B>,
+    protocol: Protocol,
+) -> Result<Request<SiteBody<B>>, Refusal>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let (mut parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let refuse = |kind: RejectionKind| (Rejection::new(kind), path.clone());
+    parts.extensions.remove::<Site>();
+    parts.extensions.remove::<AccessibleSites>();
+    parts.extensions.remove::<JsonRpcCall>();
+    let Some(principal) = parts.extensions.get::<Principal>().cloned() else {
+        return Err(refuse(RejectionKind::MissingCredential));
+    };
+
+    let mut named: Vec<String> = Vec::new();
+    sources(config, &parts, &mut named).map_err(refuse)?;
+
+    let body = match &config.plan {
+        Some(plan) if protocol == Protocol::Http && !body.is_end_stream() => {
+            let (bytes, call) = read_body(config, plan, &parts.headers, body, &mut named)
+                .await
+                .map_err(refuse)?;
+            if let Some(call) = call {
+                parts.extensions.insert(call);
+            }
+            SiteBody::buffered(bytes)
+        }
+        _ => SiteBody::new(body),
+    };
+
+    let mut site_id: Option<SiteId> = None;
+    for value in &named {
+        let id = resolve_named(config, value).await.map_err(refuse)?;
+        match &site_id {
+            Some(existing) if *existing != id => {
+                return Err(refuse(RejectionKind::ConflictingSites));
+            }
+            _ => site_id = Some(id),
+        }
+    }
+
+    let grants = grants_of(config, &principal).await;
+    match site_id {
+        None if config.require_site => return Err(refuse(RejectionKind::SiteRequired)),
+        None => {
+            // Unbound: the grants are a convenience for the application, so a failed lookup does not refuse.
+            if let Ok(Some(sites)) = grants {
+                parts.extensions.insert(AccessibleSites::new(sites));
+            }
+        }
+        Some(id) => {
+            let sites = match grants {
+                Ok(Some(sites)) => sites,
+                Ok(None) => return Err(refuse(RejectionKind::SiteNotGranted)),
+                Err(()) => return Err(refuse(RejectionKind::TemporarilyUnavailable)),
+            };
+            let Some(granted) = sites.iter().find(|site| *site.id() == id) else {
+                return Err(refuse(RejectionKind::SiteNotGranted));
+            };
+            let site = metadata(config, granted).await.map_err(refuse)?;
+            tracing::debug!(
+                target: "portcullis::site",
+                outcome = "bound",
+                site = %site.id(),
+                path = path.as_str(),
+            );
+            parts.extensions.insert(site);
+            parts.extensions.insert(AccessibleSites::new(sites));
+        }
+    }
+    Ok(Request::from_parts(parts, body))
+}
+
+/// The site values named by the path, headers and query. Several values in one header or parameter are refused.
+fn sources(
+    config: &Config,
+    parts: &request::Parts,
+    named: &mut Vec<String>,
+) -> Result<(), RejectionKind> {
+    for template in &config.templates {
+        if let Some(site) = template.site_in(parts.uri.path()) {
+            named.push(site.to_owned());
+        }
+    }
+    for name in &config.headers {
+        let mut values = parts.headers.get_all(name).iter();
+        if let Some(value) = values.next() {
+            if values.next().is_some() {
+                return Err(RejectionKind::ConflictingSites);
+            }
+            let value = value.to_str().map_err(|_| RejectionKind::InvalidRequest)?;
+            named.push(value.to_owned());
+        }
+    }
+    if !config.query.is_empty()
+        && let Some(query) = parts.uri.query()
+    {
+        for param in &config.query {
+            let mut values =
+                form_urlencoded::parse(query.as_bytes()).filter(|(name, _)| name == param);
+            if let Some((_, value)) = values.next() {
+                if values.next().is_some() {
+                    return Err(RejectionKind::ConflictingSites);
+                }
+                named.push(value.into_owned());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    essence.eq_ignore_ascii_case("application/json")
+        || (essence.len() > 5
+            && essence[..essence.len() - 5].contains('/')
+            && essence[essence.len() - 5..].eq_ignore_ascii_case("+json"))
+}
+
+/// Reads the whole body (up to the limit), finds the method, tool and site in one pass.
+async fn read_body<B>(
+    config: &Config,
+    plan: &Plan,
+    headers: &HeaderMap,
+    body: B,
+    named: &mut Vec<String>,
+) -> Result<(Bytes, Option<JsonRpcCall>), RejectionKind>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    // A body the application could read as JSON must be read here too: whatever it is labelled as.
+    if !is_json(headers) {
+        return Err(RejectionKind::InvalidRequest);
+    }
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > config.body_limit as u64) {
+        return Err(RejectionKind::PayloadTooLarge);
+    }
+    let bytes = match Limited::new(body, config.body_limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.is::<http_body_util::LengthLimitError>() => {
+            return Err(RejectionKind::PayloadTooLarge);
+        }
+        Err(_) => return Err(RejectionKind::InvalidRequest),
+    };
+    let found = plan.read(&bytes).map_err(|err| match err {
+        BodyError::NotAnObject | BodyError::AmbiguousKey => RejectionKind::InvalidRequest,
+    })?;
+    let method = match &found[METHOD] {
+        Some(Found::Str(method)) => Some(method.as_str()),
+        Some(Found::Other) => return Err(RejectionKind::InvalidRequest),
+        None => None,
+    };
+    let Some(method) = method else {
+        // A JSON-RPC response or notification without a method: nothing to bind.
+        return Ok((bytes, None));
+    };
+    let tool = match (&found[TOOL], method) {
+        (Some(Found::Str(tool)), "tools/call") => Some(tool.as_str()),
+        (Some(Found::Other), "tools/call") => return Err(RejectionKind::InvalidRequest),
+        _ => None,
+    };
+    for (pointer_method, pointer) in &config.pointers {
+        if pointer_method != method {
+            continue;
+        }
+        match plan.slot_of(pointer).and_then(|slot| found[slot].as_ref()) {
+            Some(Found::Str(site)) => named.push(site.clone()),
+            Some(Found::Other) => return Err(RejectionKind::InvalidRequest),
+            None => {}
+        }
+    }
+    let call = JsonRpcCall::new(method, tool);
+    Ok((bytes, Some(call)))
+}
+
+/// A named site, as an id: directly, or through the directory when it is a URL.
+async fn resolve_named(config: &Config, value: &str) -> Result<SiteId, RejectionKind> {
+    let lower = value
+        .get(..8)
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+        return SiteId::parse(value).map_err(|_| RejectionKind::InvalidRequest);
+    }
+    let host = url_host(value).ok_or(RejectionKind::InvalidRequest)?;
+    let Some(directory) = &config.directory else {
+        return Err(RejectionKind::SiteNotGranted);
+    };
+    let site = config
+        .host_cache
+        .get_or_load(host.clone(), async {
+            directory
+                .resolve_host(&host)
+                .await
+                .map(|site| (site, config.lookup_ttl))
+        })
+        .await
+        .map_err(|_| RejectionKind::TemporarilyUnavailable)?;
+    site.map(|site| site.id().clone())
+        .ok_or(RejectionKind::SiteNotGranted)
+}
+
+/// The host of a site URL named in a request: no user info, no port, no trailing dot, not empty; lower case.
+fn url_host(value: &str) -> Option<String> {
+    let uri: http::Uri = value.parse().ok()?;
+    let scheme = uri.scheme_str()?;
+    if !scheme.eq_ignore_ascii_case("https") && !scheme.eq_ignore_ascii_case("http") {
+        return None;
+    }
+    let authority = uri.authority()?;
+    if authority.as_str().contains('@') || authority.port().is_some() {
+        return None;
+    }
+    let host = authority.host();
+    if host.is_empty() || host.ends_with('.') || host.starts_with('[') {
+        return None;
+    }
+    Some(host.to_ascii_lowercase())
+}
+
+/// The principal's grants: from its credential, or from the grants source (cached). `Ok(None)`: none known.
+async fn grants_of(config: &Config, principal: &Principal) -> Result<Option<Arc<[Site]>>, ()> {
+    if let Some(ids) = principal.site_grants() {
+        return Ok(Some(ids.iter().cloned().map(Site::new).collect()));
+    }
+    let Some(source) = &config.grants else {
+        return Ok(None);
+    };
+    let key = format!(
+        "{}\0{}\0{}",
+        principal.method(),
+        principal.issuer().unwrap_or_default(),
+        principal.subject()
+    );
+    config
+        .grants_cache
+        .get_or_load(key, async {
+            source
+                .grants(principal)
+                .await
+                .map(|sites| (Arc::from(sites), config.lookup_ttl))
+        })
+        .await
+        .map(Some)
+        .map_err(|_| ())
+}
+
+/// The bound site with its metadata: what the grant said, completed from the directory when it lacks the URL or
+/// the organization.
+async fn metadata(config: &Config, granted: &Site) -> Result<Site, RejectionKind> {
+    if granted.organization().is_some() && granted.url().is_some() {
+        return Ok(granted.clone());
+    }
+    let Some(directory) = &config.directory else {
+        return Ok(granted.clone());
+    };
+    let id = granted.id().clone();
+    let found = config
+        .site_cache
+        .get_or_load(id.clone(), async {
+            directory
+                .resolve(&id)
+                .await
+                .map(|site| (site, config.lookup_ttl))
+        })
+        .await
+        .map_err(|_| RejectionKind::TemporarilyUnavailable)?;
+    Ok(found.unwrap_or_else(|| granted.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_content_types() {
+        let mut headers = HeaderMap::new();
+        assert!(!is_json(&headers));
+        for (value, json) in [
+            ("application/json", true),
+            ("Application/JSON; charset=utf-8", true),
+            ("application/vnd.api+json", true),
+            ("text/plain", false),
+            ("application/x-www-form-urlencoded", false),
+            ("+json", false),
+            ("application/jsonx", false),
+        ] {
+            headers.insert(CONTENT_TYPE, value.parse().expect("valid"));
+            assert_eq!(is_json(&headers), json, "{value}");
+        }
+    }
+
+    #[test]
+    fn site_urls_are_reduced_to_an_exact_host() {
+        assert_eq!(
+            url_host("https://Acme.Example.net"),
+            Some("acme.example.net".into())
+        );
+        assert_eq!(
+            url_host("https://acme.example.net/wiki/x?y#z"),
+            Some("acme.example.net".into())
+        );
+        for bad in [
+            "https://acme.example.net.",
+            "https://evil@acme.example.net",
+            "https://acme.example.net:443",
+            "ftp://acme.example.net",
+            "https://",
+            "https://[::1]/",
+            "https:///path",
+        ] {
+            assert_eq!(url_host(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Binds a request to the cloud site it targets, and checks that the principal was granted that site.
+//!
+//! [`BindSiteLayer`] reads the site a request names from any of
+//!
+//! - a path template (`/ex/{product}/{cloudId}/...`),
+//! - a header (`x-cloud-id`; for gRPC, the metadata key),
+//! - a query parameter,
+//! - the JSON-RPC body of an MCP request: for `tools/call` the JSON pointer `/params/arguments/cloudId` unless
+//!   configured, and pointers of your choice for other methods,
+//!
+//! and checks it against the principal's grants: the token's site claim (see `portcullis-token`), the API-token
+//! verifier's answer, or a [`ResolveSiteGrants`] source ([`StaticDirectory`] from TOML, [`HttpGrants`]), cached.
+//! A site may be named by its id or its URL (`https://acme.example.net`); URLs are resolved through a
+//! [`ResolveSite`] directory by exact host.
+//!
+//! # Answers
+//! | request | status | reason |
+//! | --- | --- | --- |
+//! | site granted | passes, with [`Site`], [`AccessibleSites`] and [`JsonRpcCall`] in the extensions | |
+//! | no site named | passes unbound (or 400 with `require_site()`) | `SiteRequired` |
+//! | site not granted, empty grants, no grants known | 403 | `SiteNotGranted` |
+//! | two sources disagree, or one source repeats | 400 | `ConflictingSites` |
+//! | body not JSON where it is read, a batch, duplicate or case-variant keys on the way to the site, a site that is not a non-empty string id or URL, trailing data, deep nesting | 400 | `InvalidRequest` |
+//! | body over the limit | 413 | `PayloadTooLarge` |
+//! | grants or directory unreachable with nothing cached | 503 | `TemporarilyUnavailable` |
+//!
+//! JSON-RPC batches (arrays) are refused whole: MCP no longer has them, and checking each element separately
+//! would let the application act on elements the check never bound.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::{BodyExt, Full};
+//! use portcullis_core::{AuthMethod, Challenge, Principal, Rejection, RejectionKind, Site, SiteId};
+//! use portcullis_site::{BindSiteLayer, SiteBody};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let challenge = Challenge::new("https://mcp.example.com/.well-known/oauth-protected-resource/mcp")?;
+//! let service = ServiceBuilder::new()
+//!     .layer(BindSiteLayer::new(challenge))
+//!     .service_fn(|req: Request<SiteBody<Full<Bytes>>>| async move {
+//!         let site = req.extensions().get::<Site>().map(|s| s.id().to_string()).unwrap_or_default();
+//!         let body = req.into_body().collect().await?.to_bytes();
+//!         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(format!("{site} {}", body.len())))))
+//!     });
+//!
+//! // Normally the validation layer inserts the principal; its token granted site-a only.
+//! let principal = Principal::builder(AuthMethod::OAuth, "user-1")
+//!     .with_site_grants([SiteId::parse("site-a")?])
+//!     .verified();
+//! let call = |site: &str| {
+//!     let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"search","arguments":{{"cloudId":"{site}"}}}}}}"#);
+//!     let mut req = Request::post("/mcp").header("content-type", "application/json").body(Full::new(Bytes::from(body)))?;
+//!     req.extensions_mut().insert(principal.clone());
+//!     Ok::<_, http::Error>(req)
+//! };
+//!
+//! let allowed = service.clone().oneshot(call("site-a")?).await?;
+//! assert_eq!(allowed.status(), StatusCode::OK);
+//!
+//! let rejected = service.oneshot(call("site-b")?).await?;
+//! assert_eq!(rejected.status(), StatusCode::FORBIDDEN);
+//! assert_eq!(
+//!     rejected.extensions().get::<Rejection>().map(Rejection::kind),
+//!     Some(RejectionKind::SiteNotGranted)
+//! );
+//! # Ok(())
+//! # }
+//! ```
+
+mod body;
+mod jsonrpc;
+mod layer;
+mod resolve;
+mod sources;
+
+pub use body::SiteBody;
+pub use layer::{
+    BindSite, BindSiteLayer, DEFAULT_BODY_LIMIT, DEFAULT_TOOLS_CALL_POINTER, ResponseFuture,
+};
+pub use portcullis_core::{AccessibleSites, JsonRpcCall, Site, SiteId};
+pub use resolve::{
+    BoxFuture, HttpGrants, LookupError, ResolveSite, ResolveSiteGrants, StaticDirectory,
+};
