@@ -1,0 +1,3 @@
+//! Benchmarks of site binding (written next).
+
+fn main() {}
