@@ -1,0 +1,202 @@
+//! [`RequireScopesLayer`]: the OAuth scopes a route or an MCP tool needs.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+use portcullis_core::{
+    Challenge, ConfigError, JsonRpcCall, Principal, Protocol, Rejection, RejectionKind,
+    ResponseBody, ResponseFuture, ScopeList,
+};
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// Layer that applies [`RequireScopes`]. See the [crate docs](crate) for an example.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct RequireScopesLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Clone, Debug)]
+struct Config {
+    challenge: Challenge,
+    routes: Vec<(Route, ScopeList)>,
+    tools: Vec<(String, ScopeList)>,
+}
+
+#[derive(Clone, Debug)]
+enum Route {
+    Exact(String),
+    Prefix(String),
+}
+
+impl Route {
+    fn matches(&self, path: &str) -> bool {
+        match self {
+            Self::Exact(exact) => path == exact,
+            // `/admin/...` covers `/admin` and everything below it, not `/administrator`.
+            Self::Prefix(prefix) => {
+                path == prefix
+                    || path
+                        .strip_prefix(prefix.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+            }
+        }
+    }
+}
+
+impl RequireScopesLayer {
+    /// A layer with no requirements yet; add them with [`add_route`](Self::add_route) and
+    /// [`add_tool`](Self::add_tool).
+    pub fn new(challenge: Challenge) -> Self {
+        Self {
+            config: Arc::new(Config {
+                challenge,
+                routes: Vec::new(),
+                tools: Vec::new(),
+            }),
+        }
+    }
+
+    /// Requests to `path` (exact), or below it when it ends in `/...`, need every scope in `scopes`.
+    ///
+    /// # Errors
+    /// A path that does not start with `/`, or a scope outside the RFC 6749 grammar.
+    pub fn add_route<I, T>(mut self, path: &str, scopes: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        if !path.starts_with('/') {
+            return Err(ConfigError::new("route", "must start with '/'"));
+        }
+        let route = match path.strip_suffix("/...") {
+            Some(prefix) => Route::Prefix(prefix.to_owned()),
+            None => Route::Exact(path.to_owned()),
+        };
+        let scopes = ScopeList::new(scopes)?;
+        Arc::make_mut(&mut self.config).routes.push((route, scopes));
+        Ok(self)
+    }
+
+    /// `tools/call` of the MCP tool `tool` needs every scope in `scopes`. The tool name comes from the
+    /// [`JsonRpcCall`] that the site layer read from the body; the body is not parsed again.
+    ///
+    /// # Errors
+    /// An empty tool name, or a scope outside the RFC 6749 grammar.
+    pub fn add_tool<I, T>(mut self, tool: &str, scopes: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        if tool.is_empty() {
+            return Err(ConfigError::new("tool", "must not be empty"));
+        }
+        let scopes = ScopeList::new(scopes)?;
+        Arc::make_mut(&mut self.config)
+            .tools
+            .push((tool.to_owned(), scopes));
+        Ok(self)
+    }
+}
+
+impl<S> Layer<S> for RequireScopesLayer {
+    type Service = RequireScopes<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireScopes {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+/// Middleware that refuses requests whose principal lacks a scope that the route or the MCP tool needs, with
+/// 403 `insufficient_scope` naming every scope needed (route and tool together) in one `scope=` parameter, so
+/// that a client can step up in one go.
+///
+/// # Security
+/// Fails closed without a [`Principal`]. When tool requirements exist and a request carries a body but no
+/// [`JsonRpcCall`] (no site layer before this one), the tool cannot be known and the request is refused (403).
+#[derive(Clone, Debug)]
+pub struct RequireScopes<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopes<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ReqBody: http_body::Body,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let config = &self.config;
+        let protocol = Protocol::detect(req.headers());
+        let Some(principal) = req.extensions().get::<Principal>() else {
+            return ResponseFuture::rejected(
+                config
+                    .challenge
+                    .respond(Rejection::new(RejectionKind::MissingCredential), protocol),
+            );
+        };
+        let path = req.uri().path();
+        let mut required: Vec<&str> = config
+            .routes
+            .iter()
+            .filter(|(route, _)| route.matches(path))
+            .flat_map(|(_, scopes)| scopes.iter())
+            .collect();
+        if !config.tools.is_empty() {
+            match req.extensions().get::<JsonRpcCall>() {
+                Some(call) if call.method() == "tools/call" => {
+                    let tool = call.tool().unwrap_or_default();
+                    required.extend(
+                        config
+                            .tools
+                            .iter()
+                            .filter(|(name, _)| name == tool)
+                            .flat_map(|(_, scopes)| scopes.iter()),
+                    );
+                }
+                Some(_) => {}
+                None if !req.body().is_end_stream() && protocol == Protocol::Http => {
+                    tracing::debug!(target: "portcullis::policy", outcome = "denied", reason = "tool_unknown", path);
+                    return ResponseFuture::rejected(
+                        config
+                            .challenge
+                            .respond(Rejection::new(RejectionKind::Forbidden), protocol),
+                    );
+                }
+                None => {}
+            }
+        }
+        if required
+            .iter()
+            .all(|scope| principal.scopes().contains(scope))
+        {
+            return ResponseFuture::inner(self.inner.call(req));
+        }
+        // Every scope needed, not only the missing ones (MCP step-up asks for all of them at once).
+        let needed = ScopeList::new(required).unwrap_or_default();
+        tracing::debug!(
+            target: "portcullis::policy",
+            outcome = "insufficient_scope",
+            needed = needed.as_str(),
+            path,
+        );
+        ResponseFuture::rejected(
+            config
+                .challenge
+                .respond(Rejection::insufficient_scope(needed), protocol),
+        )
+    }
+}
