@@ -456,10 +456,13 @@ async fn grpc_insufficient_scope_is_permission_denied() {
     assert_eq!(response.headers()["grpc-status"], "7");
 }
 
+/// What the policy endpoint answers (status, body, delay) and the query it last received.
+type Answer = (u16, String, Duration, Option<String>);
+
 /// A policy endpoint on 127.0.0.1 whose answer can be changed, counting its hits.
 struct PolicyServer {
     addr: SocketAddr,
-    state: Arc<Mutex<(u16, String, Duration, Option<String>)>>,
+    state: Arc<Mutex<Answer>>,
     hits: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
