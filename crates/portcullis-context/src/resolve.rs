@@ -1,0 +1,350 @@
+//! Where user profiles and site products come from.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+
+use portcullis_core::{
+    ConfigError, Principal, Product, Secret, Site, SiteId, UserProfile, check_url,
+};
+use portcullis_lookup::HttpFetcher;
+use serde::Deserialize;
+
+/// A boxed future, as [`ResolveContext`] returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The directory could not answer. Not cached; with nothing cached the request gets 503.
+#[derive(Debug, thiserror::Error)]
+#[error("the user directory is unavailable")]
+pub struct ContextError(());
+
+impl ContextError {
+    /// A lookup failure.
+    #[must_use]
+    pub fn unavailable() -> Self {
+        Self(())
+    }
+}
+
+/// What the application learns about a principal on a site.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ContextParts {
+    /// The user.
+    pub user: UserProfile,
+    /// The products on the site that the user can use (empty without a site).
+    pub products: Vec<Product>,
+}
+
+impl ContextParts {
+    /// A user and their products.
+    #[must_use]
+    pub fn new(user: UserProfile, products: Vec<Product>) -> Self {
+        Self { user, products }
+    }
+}
+
+/// Looks up the user behind a principal and the products they can use on a site.
+pub trait ResolveContext: fmt::Debug + Send + Sync + 'static {
+    /// The context of `principal` on `site` (or with no site).
+    fn context<'a>(
+        &'a self,
+        principal: &'a Principal,
+        site: Option<&'a Site>,
+    ) -> BoxFuture<'a, Result<ContextParts, ContextError>>;
+}
+
+/// Users and products from TOML. A user not in the file gets a profile with only the account id.
+///
+/// ```toml
+/// [user."acc-ada"]
+/// email = "ada@example.com"
+/// display_name = "Ada"
+/// locale = "en-GB"
+/// time_zone = "Europe/London"
+///
+/// [[product]]
+/// site = "site-a"
+/// key = "jira"
+/// url = "https://acme.example.net/jira"
+/// users = ["acc-ada"]   # optional: without it, everyone on the site
+/// ```
+#[derive(Clone, Debug)]
+pub struct StaticContext {
+    users: HashMap<String, UserRow>,
+    products: Vec<(SiteId, ProductRow)>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserRow {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    locale: Option<String>,
+    #[serde(default)]
+    time_zone: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProductRow {
+    site: String,
+    key: String,
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    users: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContextFile {
+    #[serde(default)]
+    user: HashMap<String, UserRow>,
+    #[serde(default)]
+    product: Vec<ProductRow>,
+}
+
+impl StaticContext {
+    /// Reads users and products from a TOML file.
+    ///
+    /// # Errors
+    /// An unreadable file, or what [`StaticContext::from_toml`] reports.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path.as_ref()).map_err(|e| {
+            ConfigError::new("context", format!("cannot read the context file: {e}"))
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// Parses users and products from TOML text.
+    ///
+    /// # Errors
+    /// Malformed TOML, unknown keys, a malformed site id, or an empty product key.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let file: ContextFile = toml::from_str(text)
+            .map_err(|e| ConfigError::new("context", format!("invalid TOML: {}", e.message())))?;
+        let products = file
+            .product
+            .into_iter()
+            .map(|row| {
+                if row.key.is_empty() {
+                    return Err(ConfigError::new(
+                        "context",
+                        "a product key must not be empty",
+                    ));
+                }
+                Ok((SiteId::parse(&row.site)?, row))
+            })
+            .collect::<Result<_, ConfigError>>()?;
+        Ok(Self {
+            users: file.user,
+            products,
+        })
+    }
+}
+
+impl ResolveContext for StaticContext {
+    fn context<'a>(
+        &'a self,
+        principal: &'a Principal,
+        site: Option<&'a Site>,
+    ) -> BoxFuture<'a, Result<ContextParts, ContextError>> {
+        let account = principal.subject();
+        let row = self.users.get(account).cloned().unwrap_or_default();
+        let mut user = UserProfile::new(account);
+        user.email = row.email;
+        user.display_name = row.display_name;
+        user.locale = row.locale;
+        user.time_zone = row.time_zone;
+        let products = site
+            .map(|site| {
+                self.products
+                    .iter()
+                    .filter(|(id, row)| {
+                        id == site.id()
+                            && row
+                                .users
+                                .as_ref()
+                                .is_none_or(|users| users.iter().any(|u| u == account))
+                    })
+                    .map(|(_, row)| {
+                        let mut product = Product::new(row.key.clone());
+                        product.url = row.url.clone();
+                        product
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Box::pin(async move { Ok(ContextParts::new(user, products)) })
+    }
+}
+
+/// Users and products from the operator's directory over HTTP:
+///
+/// - `GET <profile endpoint>?account_id=<subject>` answers
+///   `{"account_id": "...", "email": "...", "display_name": "...", "locale": "...", "time_zone": "..."}`;
+/// - `GET <products endpoint>?site=<site id>&account_id=<subject>` answers `[{"key": "jira", "url": "..."}]`
+///   (asked only when the request is bound to a site).
+///
+/// Any non-2xx, slow or malformed answer is a [`ContextError`].
+#[derive(Clone)]
+pub struct HttpContext {
+    profile_endpoint: String,
+    products_endpoint: Option<String>,
+    authorization: Option<Secret>,
+    fetcher: HttpFetcher,
+}
+
+#[derive(Deserialize)]
+struct ProfileAnswer {
+    #[serde(default)]
+    account_id: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    locale: Option<String>,
+    #[serde(default)]
+    time_zone: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ProductAnswer {
+    key: String,
+    #[serde(default)]
+    url: Option<String>,
+}
+
+impl HttpContext {
+    /// Profiles from `profile_endpoint`.
+    ///
+    /// # Errors
+    /// An endpoint that is not `https` (or `http` on loopback) or has a query, or an HTTP client that cannot be
+    /// set up.
+    pub fn new(profile_endpoint: &str) -> Result<Self, ConfigError> {
+        endpoint("profile_endpoint", profile_endpoint)?;
+        let fetcher = HttpFetcher::new()
+            .map_err(|_| ConfigError::new("profile_endpoint", "cannot set up the HTTP client"))?;
+        Ok(Self {
+            profile_endpoint: profile_endpoint.to_owned(),
+            products_endpoint: None,
+            authorization: None,
+            fetcher,
+        })
+    }
+
+    /// Products from `products_endpoint`.
+    ///
+    /// # Errors
+    /// As [`HttpContext::new`].
+    pub fn with_products(mut self, products_endpoint: &str) -> Result<Self, ConfigError> {
+        endpoint("products_endpoint", products_endpoint)?;
+        self.products_endpoint = Some(products_endpoint.to_owned());
+        Ok(self)
+    }
+
+    /// Authenticates to the endpoints with `Authorization: Bearer <token>` (the service's own token, never a
+    /// user's).
+    #[must_use]
+    pub fn with_bearer(mut self, token: Secret) -> Self {
+        self.authorization = Some(Secret::new(format!("Bearer {}", token.expose_secret())));
+        self
+    }
+
+    /// Uses this fetcher (timeouts, size cap) instead of the default one.
+    #[must_use]
+    pub fn with_fetcher(mut self, fetcher: HttpFetcher) -> Self {
+        self.fetcher = fetcher;
+        self
+    }
+
+    async fn fetch(
+        &self,
+        principal: &Principal,
+        site: Option<&Site>,
+    ) -> Result<ContextParts, ContextError> {
+        let authorization = self.authorization.as_ref().map(Secret::expose_secret);
+        let fail = |err: portcullis_lookup::FetchError| {
+            tracing::warn!(target: "portcullis::context", error = %err, "context lookup failed");
+            ContextError::unavailable()
+        };
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("account_id", principal.subject())
+            .finish();
+        let profile = self
+            .fetcher
+            .get_json_with::<ProfileAnswer>(
+                &format!("{}?{query}", self.profile_endpoint),
+                authorization,
+            )
+            .await
+            .map_err(fail)?
+            .value;
+        let mut user = UserProfile::new(
+            profile
+                .account_id
+                .unwrap_or_else(|| principal.subject().to_owned()),
+        );
+        user.email = profile.email;
+        user.display_name = profile.display_name;
+        user.locale = profile.locale;
+        user.time_zone = profile.time_zone;
+        let mut products = Vec::new();
+        if let (Some(endpoint), Some(site)) = (&self.products_endpoint, site) {
+            let query = form_urlencoded::Serializer::new(String::new())
+                .append_pair("site", site.id().as_str())
+                .append_pair("account_id", principal.subject())
+                .finish();
+            let answer = self
+                .fetcher
+                .get_json_with::<Vec<ProductAnswer>>(&format!("{endpoint}?{query}"), authorization)
+                .await
+                .map_err(fail)?
+                .value;
+            products = answer
+                .into_iter()
+                .map(|row| {
+                    let mut product = Product::new(row.key);
+                    product.url = row.url;
+                    product
+                })
+                .collect();
+        }
+        Ok(ContextParts::new(user, products))
+    }
+}
+
+fn endpoint(setting: &'static str, url: &str) -> Result<(), ConfigError> {
+    let uri = check_url(setting, url)?;
+    if uri.query().is_some() {
+        return Err(ConfigError::new(setting, "must not have a query"));
+    }
+    Ok(())
+}
+
+impl ResolveContext for HttpContext {
+    fn context<'a>(
+        &'a self,
+        principal: &'a Principal,
+        site: Option<&'a Site>,
+    ) -> BoxFuture<'a, Result<ContextParts, ContextError>> {
+        Box::pin(self.fetch(principal, site))
+    }
+}
+
+impl fmt::Debug for HttpContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpContext")
+            .field("profile_endpoint", &self.profile_endpoint)
+            .field("products_endpoint", &self.products_endpoint)
+            .field("authorization", &self.authorization)
+            .finish_non_exhaustive()
+    }
+}
