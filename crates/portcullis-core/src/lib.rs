@@ -57,6 +57,8 @@ mod body;
 mod context;
 mod credential;
 mod error;
+#[cfg(feature = "axum")]
+mod extract;
 mod future;
 mod mcp;
 mod principal;
@@ -70,6 +72,8 @@ pub use body::ResponseBody;
 pub use context::{AuthContext, Product, UserProfile};
 pub use credential::{BasicCredential, BearerToken, Credential, CredentialKind, TokenShape};
 pub use error::{ConfigError, check_url};
+#[cfg(feature = "axum")]
+pub use extract::MissingExtension;
 pub use future::ResponseFuture;
 pub use mcp::JsonRpcCall;
 pub use principal::{AuthMethod, Principal, PrincipalBuilder};
