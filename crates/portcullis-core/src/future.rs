@@ -36,6 +36,11 @@ impl<F, B> ResponseFuture<F, B> {
         }
     }
 
+    /// A response made by the layer itself (a rejection, or a public answer), ready at once.
+    pub fn ready(response: Response<ResponseBody<B>>) -> Self {
+        Self::rejected(response)
+    }
+
     /// A rejection, ready at once.
     pub fn rejected(response: Response<ResponseBody<B>>) -> Self {
         Self {

@@ -1,0 +1,447 @@
+//! The TOML schema shared by programs and the `portcullis` gateway.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use portcullis_context::{HttpContext, StaticContext};
+use portcullis_core::{ConfigError, Secret};
+use portcullis_policy::{HttpPolicies, StaticPolicies};
+use portcullis_site::{HttpGrants, StaticDirectory};
+use portcullis_token::{
+    FileTokenStore, HttpTokenVerifier, Introspection, Issuer, SigningAlgorithm,
+};
+use serde::Deserialize;
+
+use crate::{Portcullis, PortcullisBuilder};
+
+/// The stack's configuration as read from TOML. Every key is documented in `examples/portcullis.toml`.
+///
+/// Relative file paths are resolved against the directory of the configuration file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Canonical URI of the protected resource (the audience of its tokens).
+    pub resource: String,
+    /// Authorization servers listed in the resource metadata (defaults to the issuers).
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
+    /// Scopes listed in the resource metadata and advertised in 401 challenges.
+    #[serde(default)]
+    pub scopes_supported: Vec<String>,
+    /// Prefix of service-account API keys.
+    #[serde(default)]
+    pub service_account_prefix: Option<String>,
+    /// Public health paths (default `["/health"]`).
+    #[serde(default)]
+    pub health_paths: Option<Vec<String>>,
+    /// Trusted token issuers.
+    #[serde(default)]
+    pub issuer: Vec<IssuerConfig>,
+    /// Token validation settings.
+    #[serde(default)]
+    pub tokens: TokensConfig,
+    /// RFC 7662 introspection of opaque tokens.
+    #[serde(default)]
+    pub introspection: Option<IntrospectionConfig>,
+    /// API-token verification.
+    #[serde(default)]
+    pub api_tokens: Option<SourceConfig>,
+    /// Site binding.
+    #[serde(default)]
+    pub sites: SitesConfig,
+    /// Organization policies for API tokens.
+    #[serde(default)]
+    pub policy: Option<TimedSourceConfig>,
+    /// Required scopes.
+    #[serde(default)]
+    pub scopes: ScopesConfig,
+    /// User and product context.
+    #[serde(default)]
+    pub context: Option<ContextConfig>,
+    /// Forwarding to an upstream.
+    #[serde(default)]
+    pub forwarding: Option<ForwardingConfig>,
+}
+
+/// `[[issuer]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// The exact `iss`.
+    pub issuer: String,
+    /// The JWKS URI; discovered (RFC 8414, then OIDC) when absent.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// Allowed algorithms (default: every asymmetric one).
+    #[serde(default)]
+    pub algorithms: Option<Vec<String>>,
+    /// Accept tokens not typed `at+jwt`.
+    #[serde(default)]
+    pub allow_untyped_tokens: bool,
+}
+
+/// `[tokens]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensConfig {
+    /// Claim holding the sites a token was granted for.
+    #[serde(default)]
+    pub site_claim: Option<String>,
+    /// Clock leeway in seconds (default 60).
+    #[serde(default)]
+    pub leeway_seconds: Option<u64>,
+    /// Longest token accepted, in bytes.
+    #[serde(default)]
+    pub max_token_bytes: Option<usize>,
+}
+
+/// `[introspection]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionConfig {
+    /// The introspection endpoint.
+    pub endpoint: String,
+    /// This resource server's client id.
+    pub client_id: String,
+    /// Name of the environment variable holding the client secret (never the secret itself in the file).
+    pub client_secret_env: String,
+    /// The issuer whose tokens it introspects.
+    #[serde(default)]
+    pub issuer: Option<String>,
+}
+
+/// A source that is a local TOML file or an HTTP endpoint.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// A TOML file.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// An HTTP endpoint.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+}
+
+/// A source with a cache time.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimedSourceConfig {
+    /// A TOML file.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// An HTTP endpoint.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// How long answers are cached, in seconds.
+    #[serde(default)]
+    pub ttl_seconds: Option<u64>,
+}
+
+/// `[sites]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SitesConfig {
+    /// Path templates with a `{cloudId}` segment.
+    #[serde(default)]
+    pub path_templates: Vec<String>,
+    /// Headers (gRPC metadata) naming the site.
+    #[serde(default)]
+    pub headers: Vec<String>,
+    /// Query parameters naming the site.
+    #[serde(default)]
+    pub query: Vec<String>,
+    /// Read JSON-RPC bodies (default true).
+    #[serde(default)]
+    pub read_body: Option<bool>,
+    /// JSON pointers per JSON-RPC method (`tools/call` defaults to `/params/arguments/cloudId`).
+    #[serde(default)]
+    pub body_pointers: BTreeMap<String, String>,
+    /// Largest body read, in bytes.
+    #[serde(default)]
+    pub body_limit: Option<usize>,
+    /// Refuse requests that name no site.
+    #[serde(default)]
+    pub require: bool,
+    /// A site directory and grant table (TOML).
+    #[serde(default)]
+    pub directory: Option<PathBuf>,
+    /// An "accessible resources" endpoint for grants.
+    #[serde(default)]
+    pub grants_endpoint: Option<String>,
+}
+
+/// `[scopes]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopesConfig {
+    /// Scopes per route (`/path`, or `/prefix/...`).
+    #[serde(default)]
+    pub routes: BTreeMap<String, Vec<String>>,
+    /// Scopes per MCP tool name.
+    #[serde(default)]
+    pub tools: BTreeMap<String, Vec<String>>,
+}
+
+/// `[context]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContextConfig {
+    /// Users and products from TOML.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// A user-profile endpoint.
+    #[serde(default)]
+    pub profile_endpoint: Option<String>,
+    /// A site-products endpoint (with `profile_endpoint`).
+    #[serde(default)]
+    pub products_endpoint: Option<String>,
+}
+
+/// `[forwarding]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardingConfig {
+    /// Identity header namespace, e.g. `x-portcullis-`.
+    pub namespace: String,
+    /// Set identity headers for the upstream.
+    #[serde(default)]
+    pub identity_headers: bool,
+}
+
+fn one_of<'a>(
+    setting: &'static str,
+    file: Option<&'a PathBuf>,
+    endpoint: Option<&'a String>,
+) -> Result<Either<&'a PathBuf, &'a String>, ConfigError> {
+    match (file, endpoint) {
+        (Some(file), None) => Ok(Either::File(file)),
+        (None, Some(endpoint)) => Ok(Either::Endpoint(endpoint)),
+        _ => Err(ConfigError::new(
+            setting,
+            "set exactly one of `file` and `endpoint`",
+        )),
+    }
+}
+
+enum Either<F, E> {
+    File(F),
+    Endpoint(E),
+}
+
+impl Config {
+    /// Parses TOML text. Relative paths stay relative to the current directory.
+    ///
+    /// # Errors
+    /// Malformed TOML, an unknown key or a value of the wrong type; the message names the key and the line.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text)
+            .map_err(|e| ConfigError::new("config", e.to_string().trim_end().to_owned()))
+    }
+
+    /// Reads a TOML file; relative paths in it are resolved against its directory.
+    ///
+    /// # Errors
+    /// An unreadable file, or what [`Config::from_toml`] reports.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new("config", format!("cannot read {}: {e}", path.display()))
+        })?;
+        let mut config = Self::from_toml(&text)?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        for source in [
+            config.api_tokens.as_mut().and_then(|s| s.file.as_mut()),
+            config.sites.directory.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            resolve(source);
+        }
+        if let Some(file) = config.policy.as_mut().and_then(|s| s.file.as_mut()) {
+            resolve(file);
+        }
+        if let Some(file) = config.context.as_mut().and_then(|s| s.file.as_mut()) {
+            resolve(file);
+        }
+        Ok(config)
+    }
+
+    /// The builder this configuration describes.
+    ///
+    /// # Errors
+    /// A value the layers refuse (the message names the setting), a missing secret variable, or an unreadable
+    /// file.
+    pub fn builder(&self) -> Result<PortcullisBuilder, ConfigError> {
+        let mut builder =
+            Portcullis::builder(&self.resource).scopes_supported(self.scopes_supported.clone());
+        for server in &self.authorization_servers {
+            builder = builder.add_authorization_server(server);
+        }
+        if let Some(prefix) = &self.service_account_prefix {
+            builder = builder.with_service_account_prefix(prefix);
+        }
+        if let Some(paths) = &self.health_paths {
+            builder = builder.health_paths(paths.clone());
+        }
+        for issuer in &self.issuer {
+            let mut built = match &issuer.jwks_uri {
+                Some(jwks_uri) => Issuer::with_jwks_uri(&issuer.issuer, jwks_uri)?,
+                None => Issuer::discover(&issuer.issuer)?,
+            };
+            if let Some(algorithms) = &issuer.algorithms {
+                let algorithms = algorithms
+                    .iter()
+                    .map(|a| {
+                        a.parse::<SigningAlgorithm>()
+                            .map_err(|e| ConfigError::new("issuer.algorithms", e.to_string()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                built = built.with_algorithms(&algorithms)?;
+            }
+            if issuer.allow_untyped_tokens {
+                built = built.allow_untyped_tokens();
+            }
+            builder = builder.add_issuer(built);
+        }
+        let tokens = self.tokens.clone();
+        builder = builder.configure_validator(move |mut v| {
+            if let Some(claim) = &tokens.site_claim {
+                v = v.with_site_claim(claim);
+            }
+            if let Some(leeway) = tokens.leeway_seconds {
+                v = v.with_leeway(Duration::from_secs(leeway));
+            }
+            if let Some(max) = tokens.max_token_bytes {
+                v = v.with_max_token_len(max);
+            }
+            v
+        });
+        if let Some(introspection) = &self.introspection {
+            let secret = std::env::var(&introspection.client_secret_env).map_err(|_| {
+                ConfigError::new(
+                    "introspection.client_secret_env",
+                    "the environment variable is not set",
+                )
+            })?;
+            let mut built = Introspection::new(
+                &introspection.endpoint,
+                &introspection.client_id,
+                Secret::new(secret),
+            )?;
+            if let Some(issuer) = &introspection.issuer {
+                built = built.with_issuer(issuer);
+            }
+            builder = builder.with_introspection(built);
+        }
+        if let Some(api) = &self.api_tokens {
+            builder = match one_of("api_tokens", api.file.as_ref(), api.endpoint.as_ref())? {
+                Either::File(file) => builder.with_api_token_verifier(FileTokenStore::load(file)?),
+                Either::Endpoint(url) => {
+                    builder.with_api_token_verifier(HttpTokenVerifier::new(url)?)
+                }
+            };
+        }
+        let sites = self.sites.clone();
+        let directory = sites
+            .directory
+            .as_ref()
+            .map(StaticDirectory::load)
+            .transpose()?;
+        let grants = sites
+            .grants_endpoint
+            .as_deref()
+            .map(HttpGrants::new)
+            .transpose()?;
+        builder = builder.configure_sites(move |mut layer| {
+            for template in &sites.path_templates {
+                layer = layer.add_path_template(template)?;
+            }
+            for header in &sites.headers {
+                layer = layer.add_header(header)?;
+            }
+            for param in &sites.query {
+                layer = layer.add_query_param(param);
+            }
+            if sites.read_body == Some(false) {
+                layer = layer.without_body();
+            } else {
+                for (method, pointer) in &sites.body_pointers {
+                    layer = layer.add_body_pointer(method, pointer)?;
+                }
+            }
+            if let Some(limit) = sites.body_limit {
+                layer = layer.with_body_limit(limit)?;
+            }
+            if sites.require {
+                layer = layer.require_site();
+            }
+            match (directory, grants) {
+                (Some(directory), Some(grants)) => {
+                    layer = layer.with_directory(directory).with_grants(grants)
+                }
+                (Some(directory), None) => {
+                    layer = layer
+                        .with_directory(directory.clone())
+                        .with_grants(directory)
+                }
+                (None, Some(grants)) => layer = layer.with_grants(grants),
+                (None, None) => {}
+            }
+            Ok(layer)
+        });
+        if let Some(policy) = &self.policy {
+            let ttl = Duration::from_secs(policy.ttl_seconds.unwrap_or(30));
+            builder = match one_of("policy", policy.file.as_ref(), policy.endpoint.as_ref())? {
+                Either::File(file) => builder.with_policy_ttl(StaticPolicies::load(file)?, ttl),
+                Either::Endpoint(url) => builder.with_policy_ttl(HttpPolicies::new(url)?, ttl),
+            };
+        }
+        let scopes = self.scopes.clone();
+        builder = builder.configure_scopes(move |mut layer| {
+            for (route, needed) in &scopes.routes {
+                layer = layer.add_route(route, needed)?;
+            }
+            for (tool, needed) in &scopes.tools {
+                layer = layer.add_tool(tool, needed)?;
+            }
+            Ok(layer)
+        });
+        if let Some(context) = &self.context {
+            builder = match (&context.file, &context.profile_endpoint) {
+                (Some(file), None) => builder.with_context(StaticContext::load(file)?),
+                (None, Some(profile)) => {
+                    let mut http = HttpContext::new(profile)?;
+                    if let Some(products) = &context.products_endpoint {
+                        http = http.with_products(products)?;
+                    }
+                    builder.with_context(http)
+                }
+                _ => {
+                    return Err(ConfigError::new(
+                        "context",
+                        "set exactly one of `file` and `profile_endpoint`",
+                    ));
+                }
+            };
+        }
+        if let Some(forwarding) = &self.forwarding {
+            builder = builder.for_forwarding(&forwarding.namespace, forwarding.identity_headers);
+        }
+        Ok(builder)
+    }
+
+    /// Builds the stack.
+    ///
+    /// # Errors
+    /// See [`Config::builder`] and [`PortcullisBuilder::build`].
+    pub fn build(&self) -> Result<Portcullis, ConfigError> {
+        self.builder()?.build()
+    }
+}
