@@ -55,7 +55,6 @@ impl Portcullis {
 
     /// The layer stack, in order: extract credential, validate, bind site, gate API tokens, require scopes,
     /// enrich context.
-    #[must_use]
     pub fn layer(&self) -> AuthLayer {
         self.layer.clone()
     }
