@@ -140,6 +140,28 @@ impl Plan {
     }
 }
 
+/// Whether `key` equals `name` under case folding as lenient parsers do it: ASCII case, and the non-ASCII
+/// characters that fold to an ASCII letter (`ſ` U+017F to `s`, the Kelvin sign U+212A to `k`), as Go's
+/// `encoding/json` (`EqualFold`) and other case-insensitive decoders match field names.
+fn folds_to(key: &str, name: &str) -> bool {
+    let fold = |c: char| -> char {
+        if c.is_ascii() {
+            return c.to_ascii_lowercase();
+        }
+        let lower = c.to_lowercase().next().unwrap_or(c);
+        if lower.is_ascii() {
+            return lower;
+        }
+        let upper = c.to_uppercase().next().unwrap_or(c);
+        if upper.is_ascii() {
+            upper.to_ascii_lowercase()
+        } else {
+            c
+        }
+    };
+    key.chars().map(fold).eq(name.chars().map(fold))
+}
+
 fn classify(err: serde_json::Error) -> BodyError {
     let text = err.to_string();
     if text.starts_with(AMBIGUOUS) {
@@ -184,7 +206,7 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_> {
                 .node
                 .children
                 .iter()
-                .any(|(name, _)| name.eq_ignore_ascii_case(&key));
+                .any(|(name, _)| folds_to(&key, name));
             match exact {
                 Some(at) => {
                     if std::mem::replace(&mut seen[at], true) {

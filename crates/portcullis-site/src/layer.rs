@@ -22,7 +22,10 @@ use tower_service::Service;
 use crate::SiteBody;
 use crate::jsonrpc::{BodyError, Found, METHOD, Plan, Pointer, TOOL};
 use crate::resolve::{ResolveSite, ResolveSiteGrants};
-use crate::sources::{PathTemplate, header_name};
+use crate::sources::{PathTemplate, header_name, is_ambiguous_path};
+
+/// Entries in each lookup cache (grants per principal, sites by id, sites by host).
+const CACHE_CAPACITY: u64 = 10_000;
 
 /// Default limit on a JSON-RPC body the layer reads: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
@@ -60,7 +63,7 @@ impl BindSiteLayer {
     /// with `challenge`. Add path, header and query sources, more body pointers, and grant and site sources with
     /// the `add_*`/`with_*` methods.
     pub fn new(challenge: Challenge) -> Self {
-        let capacity = 10_000;
+        let capacity = CACHE_CAPACITY;
         let pointer =
             Pointer::parse(DEFAULT_TOOLS_CALL_POINTER).unwrap_or_else(|_| unreachable!("constant"));
         let mut config = Config {
@@ -161,13 +164,19 @@ impl BindSiteLayer {
 
     /// Where the grants of principals whose credential lists none come from.
     pub fn with_grants(mut self, grants: impl ResolveSiteGrants) -> Self {
-        self.config().grants = Some(Arc::new(grants));
+        let config = self.config();
+        config.grants = Some(Arc::new(grants));
+        // A layer with another source must not answer from the caches of the layer it was built from.
+        config.grants_cache = ExpiringCache::new(CACHE_CAPACITY);
         self
     }
 
     /// The site directory: metadata (URL, organization) of a site, and the site behind a URL.
     pub fn with_directory(mut self, directory: impl ResolveSite) -> Self {
-        self.config().directory = Some(Arc::new(directory));
+        let config = self.config();
+        config.directory = Some(Arc::new(directory));
+        config.site_cache = ExpiringCache::new(CACHE_CAPACITY);
+        config.host_cache = ExpiringCache::new(CACHE_CAPACITY);
         self
     }
 
@@ -284,11 +293,17 @@ where
         return Err(refuse(RejectionKind::MissingCredential));
     };
 
+    if !config.templates.is_empty() && is_ambiguous_path(parts.uri.path()) {
+        return Err(refuse(RejectionKind::InvalidRequest));
+    }
     let mut named: Vec<String> = Vec::new();
     sources(config, &parts, &mut named).map_err(refuse)?;
 
     let body = match &config.plan {
-        Some(plan) if protocol == Protocol::Http && !body.is_end_stream() => {
+        // A route that reads JSON-RPC bodies does not take gRPC: a JSON-RPC body labelled gRPC would otherwise
+        // go unread to an application that may not check the label. gRPC services use `without_body()`.
+        Some(_) if protocol == Protocol::Grpc => return Err(refuse(RejectionKind::InvalidRequest)),
+        Some(plan) if !body.is_end_stream() => {
             let (bytes, call) = read_body(config, plan, &parts.headers, body, &mut named)
                 .await
                 .map_err(refuse)?;

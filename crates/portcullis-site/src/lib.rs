@@ -21,8 +21,14 @@
 //! | site not granted, empty grants, no grants known | 403 | `SiteNotGranted` |
 //! | two sources disagree, or one source repeats | 400 | `ConflictingSites` |
 //! | body not JSON where it is read, a batch, duplicate or case-variant keys on the way to the site, a site that is not a non-empty string id or URL, trailing data, deep nesting | 400 | `InvalidRequest` |
+//! | with path templates: a path an upstream could normalise into another (`//`, `.`/`..` segments, `%2e`, `%2f`, `%5c`, `\\`) | 400 | `InvalidRequest` |
+//! | a gRPC request on a route that reads JSON-RPC bodies (gRPC services use `without_body()`) | 400 (`grpc-status` 3) | `InvalidRequest` |
 //! | body over the limit | 413 | `PayloadTooLarge` |
 //! | grants or directory unreachable with nothing cached | 503 | `TemporarilyUnavailable` |
+//!
+//! Keys on the way to the site are refused when they differ from the expected key only by case, including the
+//! non-ASCII characters that lenient decoders fold to ASCII letters (`ſ`, the Kelvin sign); path-template literals
+//! match in any ASCII case.
 //!
 //! JSON-RPC batches (arrays) are refused whole: MCP no longer has them, and checking each element separately
 //! would let the application act on elements the check never bound.
