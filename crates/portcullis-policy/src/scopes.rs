@@ -80,6 +80,12 @@ impl RequireScopesLayer {
         Ok(self)
     }
 
+    /// Whether any tool has requirements (they need the tool name, which the site layer reads from the body).
+    #[must_use]
+    pub fn has_tool_rules(&self) -> bool {
+        !self.config.tools.is_empty()
+    }
+
     /// `tools/call` of the MCP tool `tool` needs every scope in `scopes`. The tool name comes from the
     /// [`JsonRpcCall`] that the site layer read from the body; the body is not parsed again.
     ///

@@ -180,6 +180,12 @@ impl BindSiteLayer {
         self
     }
 
+    /// Whether the layer reads JSON-RPC bodies (and so inserts [`JsonRpcCall`] for later layers).
+    #[must_use]
+    pub fn reads_bodies(&self) -> bool {
+        self.config.plan.is_some()
+    }
+
     /// How long grant and directory answers are cached (60 s unless set).
     pub fn with_lookup_ttl(mut self, ttl: Duration) -> Self {
         self.config().lookup_ttl = ttl;

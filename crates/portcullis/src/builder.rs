@@ -324,6 +324,12 @@ impl PortcullisBuilder {
             None => GateApiTokensLayer::new(challenge.clone(), StaticPolicies::from_toml("")?),
         };
         let scopes = (self.scopes)(RequireScopesLayer::new(challenge.clone()))?;
+        if scopes.has_tool_rules() && !site.reads_bodies() {
+            return Err(ConfigError::new(
+                "scopes.tools",
+                "tool scopes need the tool name, which is read from JSON-RPC bodies; the site layer reads none",
+            ));
+        }
         let mut context = match self.context {
             Some(make) => make(challenge),
             None => EnrichContextLayer::new(challenge, StaticContext::from_toml("")?),

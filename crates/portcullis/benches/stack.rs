@@ -1,0 +1,162 @@
+//! The whole Portcullis stack on a warm token against the bare service, in one criterion group (`stack`) so that
+//! they read as a ratio.
+//!
+//! - `bare/tools_call`: an echo service that reads the body, driven with `oneshot`;
+//! - `stack/warm_jwt_tools_call`: the same service behind [`Portcullis::layer`]: a cached 1 KB RS256 token with
+//!   a site claim, a `tools/call` naming a granted site in its body, a tool scope, an OAuth principal (no policy
+//!   lookup) and a cached context;
+//! - `stack/warm_jwt_header_site`: as above with the site in the `x-cloud-id` header, no body read, and a route
+//!   scope instead of the tool scope.
+//!
+//! Run with `cargo bench -p portcullis --bench stack`.
+
+#[path = "../../portcullis-token/tests/support/mod.rs"]
+mod support;
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use portcullis::Portcullis;
+use portcullis::token::Issuer;
+use serde_json::json;
+use tower::{ServiceBuilder, ServiceExt};
+
+const RESOURCE: &str = "https://mcp.example.com/mcp";
+const SITE_CLAIM: &str = "https://example.com/sites";
+const BODY: &str = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"search","arguments":{"cloudId":"site-a","query":"open incidents assigned to me"}}}"#;
+
+async fn echo<B>(req: Request<B>) -> Result<Response<Full<Bytes>>, Infallible>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    let body = req.into_body().collect().await.expect("body").to_bytes();
+    Ok(Response::new(Full::new(body)))
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let server = rt.block_on(support::MockAuthServer::start());
+    let key = support::rsa1("k1");
+    server.set_jwks(support::jwks(&[&key]));
+    let now = support::now();
+    let token = support::sign(
+        &key,
+        support::header(&key),
+        json!({
+            "iss": server.issuer(), "sub": "557058:f0e1d2c3-b4a5-9687-7869-5a4b3c2d1e0f", "aud": RESOURCE,
+            "client_id": "bench-client", "scope": "mcp:read mcp:write", "iat": now, "exp": now + 3600,
+            SITE_CLAIM: ["site-a", "site-b"], "filler": "x".repeat(560),
+        }),
+    );
+    let portcullis = |header_site: bool| {
+        Portcullis::builder(RESOURCE)
+            .add_issuer(
+                Issuer::with_jwks_uri(&server.issuer(), &server.jwks_uri()).expect("issuer"),
+            )
+            .configure_validator(|v| v.with_site_claim(SITE_CLAIM))
+            .configure_sites(move |sites| {
+                if header_site {
+                    Ok(sites.without_body().add_header("x-cloud-id")?)
+                } else {
+                    Ok(sites)
+                }
+            })
+            .configure_scopes(move |scopes| {
+                if header_site {
+                    scopes.add_route("/mcp", ["mcp:read"])
+                } else {
+                    scopes.add_tool("search", ["mcp:read"])
+                }
+            })
+            .build()
+            .expect("stack")
+    };
+    let request = |header_site: bool| {
+        let mut builder = Request::post("/mcp")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json");
+        if header_site {
+            builder = builder.header("x-cloud-id", "site-a");
+        }
+        builder
+            .body(Full::new(Bytes::from_static(BODY.as_bytes())))
+            .expect("request")
+    };
+
+    let bare = ServiceBuilder::new().service_fn(echo::<Full<Bytes>>);
+    let body_stack = ServiceBuilder::new()
+        .layer(portcullis(false).layer())
+        .service_fn(echo);
+    let header_stack = ServiceBuilder::new()
+        .layer(portcullis(true).layer())
+        .service_fn(echo);
+    // Warm the key set, the token cache and the context cache; and check every variant answers 200.
+    rt.block_on(async {
+        assert_eq!(
+            bare.clone()
+                .oneshot(request(false))
+                .await
+                .expect("bare")
+                .status(),
+            StatusCode::OK
+        );
+        for _ in 0..2 {
+            let response = body_stack
+                .clone()
+                .oneshot(request(false))
+                .await
+                .expect("stack");
+            let reason = response
+                .extensions()
+                .get::<portcullis::Rejection>()
+                .map(|r| r.kind());
+            assert_eq!(response.status(), StatusCode::OK, "{reason:?}");
+            let response = header_stack
+                .clone()
+                .oneshot(request(true))
+                .await
+                .expect("stack");
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    });
+
+    let mut group = c.benchmark_group("stack");
+    group
+        .sample_size(30)
+        .measurement_time(std::time::Duration::from_secs(3))
+        .warm_up_time(std::time::Duration::from_secs(1));
+    group.bench_function("bare/tools_call", |b| {
+        b.to_async(&rt)
+            .iter(|| async { bare.clone().oneshot(request(false)).await.expect("bare") });
+    });
+    group.bench_function("stack/warm_jwt_tools_call", |b| {
+        b.to_async(&rt).iter(|| async {
+            body_stack
+                .clone()
+                .oneshot(request(false))
+                .await
+                .expect("stack")
+        });
+    });
+    group.bench_function("stack/warm_jwt_header_site", |b| {
+        b.to_async(&rt).iter(|| async {
+            header_stack
+                .clone()
+                .oneshot(request(true))
+                .await
+                .expect("stack")
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
