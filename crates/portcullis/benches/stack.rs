@@ -135,7 +135,7 @@ fn bench(c: &mut Criterion) {
         .warm_up_time(std::time::Duration::from_secs(1));
     group.bench_function("bare/tools_call", |b| {
         b.to_async(&rt)
-            .iter(|| async { bare.clone().oneshot(request(false)).await.expect("bare") });
+            .iter(|| async { bare.oneshot(request(false)).await.expect("bare") });
     });
     group.bench_function("stack/warm_jwt_tools_call", |b| {
         b.to_async(&rt).iter(|| async {
