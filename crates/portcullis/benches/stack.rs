@@ -101,11 +101,7 @@ fn bench(c: &mut Criterion) {
     // Warm the key set, the token cache and the context cache; and check every variant answers 200.
     rt.block_on(async {
         assert_eq!(
-            bare.clone()
-                .oneshot(request(false))
-                .await
-                .expect("bare")
-                .status(),
+            bare.oneshot(request(false)).await.expect("bare").status(),
             StatusCode::OK
         );
         for _ in 0..2 {
