@@ -1,0 +1,224 @@
+//! The facade: configuration checked at build time, the RFC 9728 metadata, and which paths are public.
+
+use std::convert::Infallible;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use portcullis::token::{FileTokenStore, Issuer};
+use portcullis::{Config, Portcullis, Rejection, RejectionKind};
+use tower::ServiceExt;
+
+const RESOURCE: &str = "https://mcp.example.com/mcp";
+const METADATA_URL: &str = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
+
+fn portcullis() -> Portcullis {
+    Portcullis::builder(RESOURCE)
+        .add_issuer(Issuer::discover("https://auth.example.com").expect("issuer"))
+        .scopes_supported(["mcp:read", "mcp:write"])
+        .build()
+        .expect("stack")
+}
+
+async fn call(
+    method: Method,
+    uri: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, http::HeaderMap, Bytes, Option<RejectionKind>) {
+    let service = portcullis().protect(tower::service_fn(|_req: Request<_>| async {
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
+            b"protected content",
+        ))))
+    }));
+    let mut req = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let response = service
+        .oneshot(req.body(Full::<Bytes>::default()).expect("request"))
+        .await
+        .expect("infallible");
+    let reason = response
+        .extensions()
+        .get::<Rejection>()
+        .map(Rejection::kind);
+    let (parts, body) = response.into_parts();
+    (
+        parts.status,
+        parts.headers,
+        body.collect().await.expect("body").to_bytes(),
+        reason,
+    )
+}
+
+#[tokio::test]
+async fn metadata_is_served_at_both_locations_with_the_exact_resource() {
+    for path in [
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        let (status, headers, body, _) = call(Method::GET, path, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(headers["access-control-allow-origin"], "*");
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "resource": RESOURCE,
+                "authorization_servers": ["https://auth.example.com"],
+                "scopes_supported": ["mcp:read", "mcp:write"],
+                "bearer_methods_supported": ["header"],
+            })
+        );
+    }
+    let (status, headers, _, _) =
+        call(Method::POST, "/.well-known/oauth-protected-resource", &[]).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(headers["allow"], "GET, HEAD");
+    assert_eq!(portcullis().metadata_url(), METADATA_URL);
+}
+
+#[tokio::test]
+async fn every_method_on_a_protected_path_is_challenged_with_the_metadata_url() {
+    for method in [
+        Method::POST,
+        Method::GET,
+        Method::DELETE,
+        Method::PUT,
+        Method::OPTIONS,
+        Method::HEAD,
+    ] {
+        let (status, headers, body, reason) = call(method.clone(), "/mcp", &[]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{method}");
+        assert_eq!(reason, Some(RejectionKind::MissingCredential));
+        assert_eq!(
+            headers["www-authenticate"],
+            format!("Bearer scope=\"mcp:read mcp:write\", resource_metadata=\"{METADATA_URL}\"")
+                .as_str()
+        );
+        assert!(!body.starts_with(b"protected"), "{method}");
+    }
+}
+
+#[tokio::test]
+async fn only_exact_public_paths_are_public() {
+    assert_eq!(call(Method::GET, "/health", &[]).await.0, StatusCode::OK);
+    for path in [
+        "/health/",
+        "/health;x",
+        "/health%2f..%2fmcp",
+        "/%2e/health",
+        "/mcp/../health",
+        "/HEALTH",
+        "/.well-known/oauth-protected-resource/mcp/",
+        "/.well-known/oauth-protected-resource/mcp;x",
+        "/.well-known/oauth-protected-resource/%6dcp",
+        "/.well-known/oauth-protected-resource/mcp/../../../mcp",
+        "/mcp?/.well-known/oauth-protected-resource",
+        "/mcp",
+    ] {
+        let (status, _, body, _) = call(Method::GET, path, &[]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(!body.starts_with(b"protected"), "{path}");
+    }
+    for header in [
+        "x-forwarded-uri",
+        "x-original-url",
+        "x-rewrite-url",
+        "forwarded",
+    ] {
+        let (status, _, _, _) = call(Method::GET, "/mcp", &[(header, "/health")]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{header}");
+    }
+    // A query string on a public path does not make another path public, and is still public itself.
+    assert_eq!(
+        call(Method::GET, "/health?probe=1", &[]).await.0,
+        StatusCode::OK
+    );
+}
+
+#[test]
+fn configuration_errors_are_found_when_the_stack_is_built() {
+    let cases: Vec<(&str, Result<Portcullis, portcullis::ConfigError>)> = vec![
+        (
+            "resource",
+            Portcullis::builder("not a url")
+                .add_issuer(Issuer::discover("https://a.example.com").expect("issuer"))
+                .build(),
+        ),
+        (
+            "resource",
+            Portcullis::builder("http://mcp.example.com/mcp")
+                .add_issuer(Issuer::discover("https://a.example.com").expect("issuer"))
+                .build(),
+        ),
+        (
+            "resource",
+            Portcullis::builder("https://mcp.example.com/mcp#x")
+                .add_issuer(Issuer::discover("https://a.example.com").expect("issuer"))
+                .build(),
+        ),
+        (
+            "issuers",
+            Portcullis::builder(RESOURCE)
+                .add_authorization_server("https://a.example.com")
+                .build(),
+        ),
+        (
+            "authorization_servers",
+            Portcullis::builder(RESOURCE)
+                .with_api_token_verifier(FileTokenStore::from_toml("").expect("store"))
+                .build(),
+        ),
+        (
+            "scope",
+            Portcullis::builder(RESOURCE)
+                .add_issuer(Issuer::discover("https://a.example.com").expect("issuer"))
+                .scopes_supported(["bad scope"])
+                .build(),
+        ),
+        (
+            "scopes.tools",
+            Portcullis::builder(RESOURCE)
+                .add_issuer(Issuer::discover("https://a.example.com").expect("issuer"))
+                .configure_sites(|s| Ok(s.without_body()))
+                .configure_scopes(|s| s.add_tool("create", ["mcp:write"]))
+                .build(),
+        ),
+        (
+            "service_account_prefix",
+            Portcullis::builder(RESOURCE)
+                .add_issuer(Issuer::discover("https://a.example.com").expect("issuer"))
+                .with_service_account_prefix("bad prefix")
+                .build(),
+        ),
+    ];
+    for (setting, result) in cases {
+        let err = result.expect_err(setting);
+        assert_eq!(err.setting(), setting, "{err}");
+    }
+}
+
+#[test]
+fn toml_errors_name_the_key() {
+    let err = Config::from_toml(
+        "resource = \"https://mcp.example.com/mcp\"\n[sites]\nheadres = [\"x\"]\n",
+    )
+    .expect_err("typo");
+    assert!(err.to_string().contains("headres"), "{err}");
+    let err = Config::from_toml(
+        "resource = \"https://mcp.example.com/mcp\"\n[sites]\nbody_limit = \"big\"\n",
+    )
+    .expect_err("type");
+    assert!(err.to_string().contains("body_limit"), "{err}");
+    let err =
+        Config::from_toml("[[issuer]]\nissuer = \"https://a.example.com\"\n").expect_err("missing");
+    assert!(err.to_string().contains("resource"), "{err}");
+    let config = Config::from_toml(
+        "resource = \"https://mcp.example.com/mcp\"\n[[issuer]]\nissuer = \"https://a.example.com\"\nalgorithms = [\"HS256\"]\n",
+    )
+    .expect("parses");
+    let err = config.build().expect_err("HS256 is refused");
+    assert_eq!(err.setting(), "issuer.algorithms");
+}
