@@ -1,0 +1,828 @@
+//! The runnable examples of `portcullis-examples`, each served on 127.0.0.1 exactly as its `main` serves it and
+//! driven over real TCP: an rmcp MCP server in axum (real MCP JSON-RPC over streamable HTTP), a tonic gRPC
+//! service (a real tonic client), and a plain hyper service.
+//!
+//! Every test starts its own authorization server (the token crate's `MockAuthServer`: JWKS on loopback) and
+//! signs its tokens with a fixture key; a test that needs the keys to be unreachable leaves the JWKS answering
+//! 503 from a cold start.
+
+#[path = "../../crates/portcullis-token/tests/support/mod.rs"]
+mod support;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use portcullis::Portcullis;
+use portcullis::context::StaticContext;
+use portcullis_examples::{DEFAULT_SITE_CLAIM, Identity, Settings};
+use serde_json::{Value, json};
+use support::{MockAuthServer, TestKey};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+const KID: &str = "examples-key-1";
+const ACCOUNT: &str = "acc-ada";
+
+/// The issuer's signing key (published in its JWKS when the JWKS is up).
+fn key() -> TestKey {
+    support::rsa1(KID)
+}
+
+/// Profiles and products the examples' context layer reads.
+fn context() -> StaticContext {
+    StaticContext::from_toml(
+        r#"
+        [user."acc-ada"]
+        display_name = "Ada"
+
+        [[product]]
+        site = "site-a"
+        key = "wiki"
+        "#,
+    )
+    .expect("context TOML")
+}
+
+/// The authorization server, with its JWKS up (`true`) or answering 503 (`false`, the mock's default).
+async fn authorization_server(jwks_up: bool) -> MockAuthServer {
+    let server = MockAuthServer::start().await;
+    if jwks_up {
+        server.set_jwks(support::jwks(&[&key()]));
+    }
+    server
+}
+
+/// A JWT access token for `resource`, granted `sites` with `scope`, signed by `key`.
+fn token_signed_by(
+    key: &TestKey,
+    auth: &MockAuthServer,
+    resource: &str,
+    sites: &[&str],
+    scope: &str,
+) -> String {
+    let now = support::now();
+    let mut claims = json!({
+        "iss": auth.issuer(),
+        "sub": ACCOUNT,
+        "aud": resource,
+        "iat": now,
+        "exp": now + 600,
+        "scope": scope,
+        "client_id": "examples-client",
+    });
+    claims[DEFAULT_SITE_CLAIM] = json!(sites);
+    support::sign(key, support::header(key), claims)
+}
+
+/// A valid token for `resource`: granted `site-a`, with `scope`.
+fn token(auth: &MockAuthServer, resource: &str, scope: &str) -> String {
+    token_signed_by(&key(), auth, resource, &["site-a"], scope)
+}
+
+/// A token whose signature does not verify: signed by another key under the published `kid`.
+fn forged_token(auth: &MockAuthServer, resource: &str) -> String {
+    token_signed_by(&support::rsa2(KID), auth, resource, &["site-a"], "mcp:read")
+}
+
+/// An example served on a loopback port, stopped when dropped.
+struct Served {
+    addr: SocketAddr,
+    /// The canonical resource URI the example protects (the audience of its tokens).
+    resource: String,
+    /// Keeps the authorization server up as long as the example.
+    auth: MockAuthServer,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Served {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn metadata_url(&self) -> String {
+        let path = self
+            .resource
+            .strip_prefix(&format!("http://{}", self.addr))
+            .unwrap_or_default();
+        self.url(&format!("/.well-known/oauth-protected-resource{path}"))
+    }
+
+    fn token(&self, scope: &str) -> String {
+        token(&self.auth, &self.resource, scope)
+    }
+
+    fn forged_token(&self) -> String {
+        forged_token(&self.auth, &self.resource)
+    }
+}
+
+/// Binds 127.0.0.1:0, builds the example's `Portcullis` for `http://<addr><resource_path>` with the keys of a
+/// fresh authorization server, and serves it with `serve`.
+async fn serve_example<F, Fut>(
+    jwks_up: bool,
+    resource_path: &str,
+    configure: fn(&Settings) -> Result<Portcullis, portcullis::ConfigError>,
+    serve: F,
+) -> Served
+where
+    F: FnOnce(TcpListener, Portcullis) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let auth = authorization_server(jwks_up).await;
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1");
+    let addr = listener.local_addr().expect("local addr");
+    let resource = format!("http://{addr}{resource_path}");
+    let settings = Settings::new(resource.clone(), auth.issuer())
+        .with_jwks_uri(auth.jwks_uri())
+        .with_context(context());
+    let portcullis = configure(&settings).expect("the example's configuration builds");
+    assert_eq!(
+        portcullis.metadata_url(),
+        format!("http://{addr}/.well-known/oauth-protected-resource{resource_path}")
+    );
+    let task = tokio::spawn(serve(listener, portcullis));
+    Served {
+        addr,
+        resource,
+        auth,
+        task,
+    }
+}
+
+/// Asserts a `WWW-Authenticate` challenge: Bearer, pointing to the metadata, with `error` when expected (and
+/// none when not, RFC 6750 section 3), and the `scope` when expected.
+#[track_caller]
+fn assert_challenge(challenge: &str, metadata_url: &str, error: Option<&str>, scope: Option<&str>) {
+    assert!(challenge.starts_with("Bearer "), "{challenge}");
+    assert!(
+        challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
+        "{challenge}"
+    );
+    match error {
+        Some(error) => assert!(
+            challenge.contains(&format!("error=\"{error}\"")),
+            "{challenge}"
+        ),
+        None => assert!(!challenge.contains("error="), "{challenge}"),
+    }
+    if let Some(scope) = scope {
+        assert!(
+            challenge.contains(&format!("scope=\"{scope}\"")),
+            "{challenge}"
+        );
+    }
+}
+
+/// A plain HTTP client; proxies from the environment are ignored (everything here is on loopback).
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .expect("HTTP client")
+}
+
+/// A response read off the wire.
+#[derive(Debug)]
+struct HttpResponse {
+    status: u16,
+    headers: http::HeaderMap,
+    body: String,
+}
+
+impl HttpResponse {
+    async fn read(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.expect("response body");
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The JSON body of a rejection: `reason` is the typed reason's code.
+    #[track_caller]
+    fn reason(&self) -> String {
+        let body: Value = serde_json::from_str(&self.body).expect("a JSON rejection body");
+        body["reason"].as_str().unwrap_or_default().to_owned()
+    }
+
+    #[track_caller]
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+async fn get(url: &str, authorization: Option<&str>) -> HttpResponse {
+    let mut request = http_client().get(url);
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    HttpResponse::read(request.send().await.expect("GET")).await
+}
+
+mod axum_mcp {
+    use portcullis_examples::axum_mcp;
+
+    use super::*;
+
+    const PROTOCOL_VERSION: &str = "2025-06-18";
+
+    async fn served(jwks_up: bool) -> Served {
+        serve_example(
+            jwks_up,
+            "/mcp",
+            axum_mcp::portcullis,
+            |listener, portcullis| async move {
+                axum_mcp::serve(listener, &portcullis)
+                    .await
+                    .expect("axum serves");
+            },
+        )
+        .await
+    }
+
+    /// A streamable HTTP MCP client: JSON-RPC over POST, answers read as JSON or from SSE `data:` lines.
+    struct McpClient {
+        http: reqwest::Client,
+        url: String,
+        authorization: Option<String>,
+        session: Option<String>,
+        next_id: u64,
+    }
+
+    impl McpClient {
+        fn new(server: &Served, token: Option<&str>) -> Self {
+            Self {
+                http: http_client(),
+                url: server.url("/mcp"),
+                authorization: token.map(|t| format!("Bearer {t}")),
+                session: None,
+                next_id: 1,
+            }
+        }
+
+        async fn post(&self, message: &Value) -> HttpResponse {
+            let mut request = self
+                .http
+                .post(&self.url)
+                .header("content-type", "application/json")
+                .header("accept", "application/json, text/event-stream")
+                .body(message.to_string());
+            if let Some(authorization) = &self.authorization {
+                request = request.header("authorization", authorization);
+            }
+            if let Some(session) = &self.session {
+                request = request
+                    .header("mcp-session-id", session)
+                    .header("mcp-protocol-version", PROTOCOL_VERSION);
+            }
+            HttpResponse::read(request.send().await.expect("POST /mcp")).await
+        }
+
+        /// Sends a request; the raw response (for rejections) and, for a 200, the JSON-RPC answer to it.
+        async fn request(&mut self, method: &str, params: Value) -> (HttpResponse, Option<Value>) {
+            let id = self.next_id;
+            self.next_id += 1;
+            let response = self
+                .post(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+                .await;
+            let answer = (response.status == 200).then(|| answer(&response, id));
+            (response, answer)
+        }
+
+        /// initialize, then notifications/initialized with the session id the server gave.
+        async fn initialize(&mut self) {
+            let (response, answer) = self
+                .request(
+                    "initialize",
+                    json!({
+                        "protocolVersion": PROTOCOL_VERSION,
+                        "capabilities": {},
+                        "clientInfo": {"name": "portcullis-tests", "version": "0.1.0"},
+                    }),
+                )
+                .await;
+            assert_eq!(response.status, 200, "{}", response.body);
+            let answer = answer.expect("an answer");
+            assert_eq!(
+                answer["result"]["serverInfo"]["name"], "portcullis-example",
+                "{answer}"
+            );
+            self.session = Some(
+                response
+                    .header("mcp-session-id")
+                    .expect("an mcp-session-id header")
+                    .to_owned(),
+            );
+            let initialized = self
+                .post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+                .await;
+            assert_eq!(initialized.status, 202, "{}", initialized.body);
+        }
+
+        async fn call_tool(
+            &mut self,
+            name: &str,
+            arguments: Value,
+        ) -> (HttpResponse, Option<Value>) {
+            self.request("tools/call", json!({"name": name, "arguments": arguments}))
+                .await
+        }
+    }
+
+    /// The JSON-RPC message answering `id`, from a JSON body or the `data:` lines of an SSE body.
+    #[track_caller]
+    fn answer(response: &HttpResponse, id: u64) -> Value {
+        let content_type = response.header("content-type").unwrap_or_default();
+        let messages: Vec<Value> = if content_type.starts_with("text/event-stream") {
+            response
+                .body
+                .lines()
+                .filter_map(|line| line.strip_prefix("data:"))
+                .filter_map(|data| serde_json::from_str(data.trim()).ok())
+                .collect()
+        } else {
+            vec![response.json()]
+        };
+        messages
+            .into_iter()
+            .find(|m| m["id"] == json!(id))
+            .unwrap_or_else(|| panic!("no answer to request {id} in {:?}", response.body))
+    }
+
+    /// The structured result of a successful `tools/call`.
+    #[track_caller]
+    fn structured(answer: &Value) -> Value {
+        assert_eq!(answer["result"]["isError"], json!(false), "{answer}");
+        answer["result"]["structuredContent"].clone()
+    }
+
+    #[tokio::test]
+    async fn whoami_tool_sees_the_auth_context() {
+        let server = served(true).await;
+        let token = server.token("mcp:read");
+        let mut client = McpClient::new(&server, Some(&token));
+        client.initialize().await;
+
+        let (response, answer) = client
+            .call_tool("whoami", json!({"cloudId": "site-a"}))
+            .await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        let identity: Identity =
+            serde_json::from_value(structured(&answer.expect("an answer"))).expect("an Identity");
+        assert_eq!(
+            identity,
+            Identity {
+                account_id: ACCOUNT.into(),
+                site_id: Some("site-a".into()),
+                auth_method: "oauth".into(),
+                scopes: vec!["mcp:read".into()],
+                products: vec!["wiki".into()],
+            }
+        );
+
+        // Without a site the call is not bound to one, and there are no products.
+        let (_, answer) = client.call_tool("whoami", json!({})).await;
+        let identity: Identity =
+            serde_json::from_value(structured(&answer.expect("an answer"))).expect("an Identity");
+        assert_eq!(identity.account_id, ACCOUNT);
+        assert_eq!(identity.site_id, None);
+        assert!(identity.products.is_empty());
+    }
+
+    #[tokio::test]
+    async fn create_page_with_the_write_scope_is_allowed() {
+        let server = served(true).await;
+        let token = server.token("mcp:read mcp:write");
+        let mut client = McpClient::new(&server, Some(&token));
+        client.initialize().await;
+        let (response, answer) = client
+            .call_tool(
+                "create_page",
+                json!({"cloudId": "site-a", "title": "Plans"}),
+            )
+            .await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        let page = structured(&answer.expect("an answer"));
+        assert_eq!(page["siteId"], "site-a", "{page}");
+        assert_eq!(page["author"], ACCOUNT, "{page}");
+        assert_eq!(page["title"], "Plans", "{page}");
+    }
+
+    #[tokio::test]
+    async fn create_page_without_the_write_scope_is_insufficient_scope() {
+        let server = served(true).await;
+        let token = server.token("mcp:read");
+        let mut client = McpClient::new(&server, Some(&token));
+        client.initialize().await;
+        let (response, answer) = client
+            .call_tool(
+                "create_page",
+                json!({"cloudId": "site-a", "title": "Plans"}),
+            )
+            .await;
+        assert_eq!(response.status, 403, "{}", response.body);
+        assert!(answer.is_none());
+        assert_eq!(response.reason(), "insufficient_scope");
+        assert_challenge(
+            response.header("www-authenticate").expect("a challenge"),
+            &server.metadata_url(),
+            Some("insufficient_scope"),
+            Some("mcp:write"),
+        );
+        // The same session still reaches the read-only tool.
+        let (response, _) = client
+            .call_tool("whoami", json!({"cloudId": "site-a"}))
+            .await;
+        assert_eq!(response.status, 200, "{}", response.body);
+    }
+
+    #[tokio::test]
+    async fn a_site_the_token_was_not_granted_is_forbidden() {
+        let server = served(true).await;
+        let token = server.token("mcp:read mcp:write");
+        let mut client = McpClient::new(&server, Some(&token));
+        client.initialize().await;
+        for (tool, arguments) in [
+            ("whoami", json!({"cloudId": "site-b"})),
+            (
+                "create_page",
+                json!({"cloudId": "site-b", "title": "Plans"}),
+            ),
+        ] {
+            let (response, answer) = client.call_tool(tool, arguments).await;
+            assert_eq!(response.status, 403, "{tool}: {}", response.body);
+            assert!(answer.is_none());
+            assert_eq!(response.reason(), "site_not_granted");
+            assert_challenge(
+                response.header("www-authenticate").expect("a challenge"),
+                &server.metadata_url(),
+                None,
+                None,
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn no_token_is_unauthorized_on_every_method() {
+        let server = served(true).await;
+        let mut client = McpClient::new(&server, None);
+        let (response, _) = client
+            .request(
+                "initialize",
+                json!({"protocolVersion": PROTOCOL_VERSION, "capabilities": {},
+                       "clientInfo": {"name": "t", "version": "0"}}),
+            )
+            .await;
+        assert_eq!(response.status, 401, "{}", response.body);
+        assert_eq!(response.reason(), "missing_credential");
+        let challenge = response.header("www-authenticate").expect("a challenge");
+        assert_challenge(
+            challenge,
+            &server.metadata_url(),
+            None,
+            Some("mcp:read mcp:write"),
+        );
+
+        // The GET that opens the SSE stream and the DELETE that ends a session are authenticated too.
+        let http = http_client();
+        for request in [
+            http.get(server.url("/mcp"))
+                .header("accept", "text/event-stream"),
+            http.delete(server.url("/mcp"))
+                .header("mcp-session-id", "any"),
+        ] {
+            let response = HttpResponse::read(request.send().await.expect("send")).await;
+            assert_eq!(response.status, 401, "{}", response.body);
+            assert_eq!(response.reason(), "missing_credential");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_invalid_token_is_unauthorized() {
+        let server = served(true).await;
+        let token = server.forged_token();
+        let mut client = McpClient::new(&server, Some(&token));
+        let (response, _) = client
+            .call_tool("whoami", json!({"cloudId": "site-a"}))
+            .await;
+        assert_eq!(response.status, 401, "{}", response.body);
+        assert_eq!(response.reason(), "invalid_token");
+        assert_challenge(
+            response.header("www-authenticate").expect("a challenge"),
+            &server.metadata_url(),
+            Some("invalid_token"),
+            None,
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_keys_are_service_unavailable() {
+        let server = served(false).await;
+        let token = server.token("mcp:read");
+        let mut client = McpClient::new(&server, Some(&token));
+        let (response, _) = client
+            .call_tool("whoami", json!({"cloudId": "site-a"}))
+            .await;
+        assert_eq!(response.status, 503, "{}", response.body);
+        assert_eq!(response.reason(), "temporarily_unavailable");
+        assert!(response.header("retry-after").is_some(), "{response:?}");
+        assert!(server.auth.jwks_hits() >= 1);
+    }
+
+    #[tokio::test]
+    async fn the_resource_metadata_is_public() {
+        let server = served(true).await;
+        for url in [
+            server.metadata_url(),
+            server.url("/.well-known/oauth-protected-resource"),
+        ] {
+            let response = get(&url, None).await;
+            assert_eq!(response.status, 200, "{url}: {}", response.body);
+            let metadata = response.json();
+            assert_eq!(metadata["resource"], server.resource.as_str());
+            assert_eq!(
+                metadata["authorization_servers"],
+                json!([server.auth.issuer()])
+            );
+            assert_eq!(
+                metadata["scopes_supported"],
+                json!(["mcp:read", "mcp:write"])
+            );
+            assert_eq!(metadata["bearer_methods_supported"], json!(["header"]));
+        }
+    }
+
+    #[tokio::test]
+    async fn the_axum_extractor_returns_the_auth_context() {
+        let server = served(true).await;
+        let token = server.token("mcp:read");
+        let response = get(&server.url("/api/me"), Some(&format!("Bearer {token}"))).await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        let identity: Identity = serde_json::from_str(&response.body).expect("an Identity");
+        assert_eq!(
+            identity,
+            Identity {
+                account_id: ACCOUNT.into(),
+                site_id: None,
+                auth_method: "oauth".into(),
+                scopes: vec!["mcp:read".into()],
+                products: Vec::new(),
+            }
+        );
+
+        let response = get(&server.url("/api/me"), None).await;
+        assert_eq!(response.status, 401, "{}", response.body);
+        assert_challenge(
+            response.header("www-authenticate").expect("a challenge"),
+            &server.metadata_url(),
+            None,
+            None,
+        );
+    }
+}
+
+mod tonic_grpc {
+    use portcullis_examples::tonic_grpc::{self, GetReply, WhoAmIClient, get_request};
+    use tonic::Code;
+
+    use super::*;
+
+    async fn served(jwks_up: bool) -> Served {
+        serve_example(
+            jwks_up,
+            "",
+            tonic_grpc::portcullis,
+            |listener, portcullis| async move {
+                tonic_grpc::serve(listener, &portcullis)
+                    .await
+                    .expect("tonic serves");
+            },
+        )
+        .await
+    }
+
+    async fn call(
+        server: &Served,
+        token: Option<&str>,
+        site: Option<&str>,
+    ) -> Result<GetReply, tonic::Status> {
+        let mut client = WhoAmIClient::connect(server.url(""))
+            .await
+            .expect("connect");
+        let authorization = token.map(|t| format!("Bearer {t}"));
+        let request = get_request(authorization.as_deref(), site).expect("valid metadata");
+        client.get(request).await.map(tonic::Response::into_inner)
+    }
+
+    #[track_caller]
+    fn assert_status(
+        outcome: Result<GetReply, tonic::Status>,
+        code: Code,
+        server: &Served,
+        error: Option<&str>,
+    ) {
+        let status = outcome.expect_err("rejected");
+        assert_eq!(status.code(), code, "{status:?}");
+        let challenge = status
+            .metadata()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .expect("a challenge in the metadata");
+        assert_challenge(challenge, &server.metadata_url(), error, None);
+    }
+
+    #[tokio::test]
+    async fn get_answers_with_the_callers_context() {
+        let server = served(true).await;
+        let token = server.token("mcp:read");
+        let reply = call(&server, Some(&token), Some("site-a"))
+            .await
+            .expect("allowed");
+        assert_eq!(
+            reply,
+            GetReply {
+                account_id: ACCOUNT.into(),
+                site_id: Some("site-a".into()),
+                auth_method: "oauth".into(),
+                scopes: vec!["mcp:read".into()],
+                products: vec!["wiki".into()],
+            }
+        );
+        // Naming no site, the call is unbound.
+        let reply = call(&server, Some(&token), None).await.expect("allowed");
+        assert_eq!(reply.account_id, ACCOUNT);
+        assert_eq!(reply.site_id, None);
+    }
+
+    #[tokio::test]
+    async fn no_token_or_an_invalid_one_is_unauthenticated() {
+        let server = served(true).await;
+        assert_status(
+            call(&server, None, Some("site-a")).await,
+            Code::Unauthenticated,
+            &server,
+            None,
+        );
+        assert_status(
+            call(&server, Some(&server.forged_token()), Some("site-a")).await,
+            Code::Unauthenticated,
+            &server,
+            Some("invalid_token"),
+        );
+    }
+
+    #[tokio::test]
+    async fn a_site_the_token_was_not_granted_is_permission_denied() {
+        let server = served(true).await;
+        let token = server.token("mcp:read");
+        assert_status(
+            call(&server, Some(&token), Some("site-b")).await,
+            Code::PermissionDenied,
+            &server,
+            None,
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_keys_are_unavailable() {
+        let server = served(false).await;
+        let token = server.token("mcp:read");
+        let status = call(&server, Some(&token), Some("site-a"))
+            .await
+            .expect_err("rejected");
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        assert!(server.auth.jwks_hits() >= 1);
+    }
+}
+
+mod hyper_service {
+    use portcullis_examples::hyper_service;
+
+    use super::*;
+
+    async fn served(jwks_up: bool) -> Served {
+        serve_example(
+            jwks_up,
+            "",
+            hyper_service::portcullis,
+            |listener, portcullis| async move {
+                hyper_service::serve(listener, &portcullis)
+                    .await
+                    .expect("hyper serves");
+            },
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn whoami_answers_with_the_auth_context() {
+        let server = served(true).await;
+        let token = server.token("mcp:read");
+        let response = get(
+            &server.url("/sites/site-a/whoami"),
+            Some(&format!("Bearer {token}")),
+        )
+        .await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        let identity: Identity = serde_json::from_str(&response.body).expect("an Identity");
+        assert_eq!(
+            identity,
+            Identity {
+                account_id: ACCOUNT.into(),
+                site_id: Some("site-a".into()),
+                auth_method: "oauth".into(),
+                scopes: vec!["mcp:read".into()],
+                products: vec!["wiki".into()],
+            }
+        );
+    }
+
+    #[tokio::test]
+    async fn no_token_or_an_invalid_one_is_unauthorized() {
+        let server = served(true).await;
+        let url = server.url("/sites/site-a/whoami");
+        let response = get(&url, None).await;
+        assert_eq!(response.status, 401, "{}", response.body);
+        assert_eq!(response.reason(), "missing_credential");
+        assert_challenge(
+            response.header("www-authenticate").expect("a challenge"),
+            &server.metadata_url(),
+            None,
+            None,
+        );
+
+        let response = get(&url, Some(&format!("Bearer {}", server.forged_token()))).await;
+        assert_eq!(response.status, 401, "{}", response.body);
+        assert_eq!(response.reason(), "invalid_token");
+        assert_challenge(
+            response.header("www-authenticate").expect("a challenge"),
+            &server.metadata_url(),
+            Some("invalid_token"),
+            None,
+        );
+    }
+
+    #[tokio::test]
+    async fn a_site_the_token_was_not_granted_is_forbidden() {
+        let server = served(true).await;
+        let token = server.token("mcp:read");
+        let response = get(
+            &server.url("/sites/site-b/whoami"),
+            Some(&format!("Bearer {token}")),
+        )
+        .await;
+        assert_eq!(response.status, 403, "{}", response.body);
+        assert_eq!(response.reason(), "site_not_granted");
+        assert_challenge(
+            response.header("www-authenticate").expect("a challenge"),
+            &server.metadata_url(),
+            None,
+            None,
+        );
+    }
+
+    #[tokio::test]
+    async fn unreachable_keys_are_service_unavailable() {
+        let server = served(false).await;
+        let token = server.token("mcp:read");
+        let response = get(
+            &server.url("/sites/site-a/whoami"),
+            Some(&format!("Bearer {token}")),
+        )
+        .await;
+        assert_eq!(response.status, 503, "{}", response.body);
+        assert_eq!(response.reason(), "temporarily_unavailable");
+        assert!(response.header("retry-after").is_some(), "{response:?}");
+        assert!(server.auth.jwks_hits() >= 1);
+    }
+
+    #[tokio::test]
+    async fn health_and_metadata_are_public() {
+        let server = served(true).await;
+        let health = get(&server.url("/health"), None).await;
+        assert_eq!(health.status, 200, "{}", health.body);
+        assert_eq!(health.body, "ok");
+        let metadata = get(&server.metadata_url(), None).await;
+        assert_eq!(metadata.status, 200, "{}", metadata.body);
+        assert_eq!(metadata.json()["resource"], server.resource.as_str());
+        // Public paths match exactly: one below the metadata location goes through the stack.
+        let below = get(&format!("{}/x", server.metadata_url()), None).await;
+        assert_eq!(below.status, 401, "{}", below.body);
+    }
+}
