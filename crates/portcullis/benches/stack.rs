@@ -8,6 +8,9 @@
 //! - `stack/warm_jwt_header_site`: as above with the site in the `x-cloud-id` header, no body read, and a route
 //!   scope instead of the tool scope.
 //!
+//! A second group (`layers`) times the warm path of `GateApiTokens`, `RequireScopes` and `EnrichContext` alone
+//! against the bare service.
+//!
 //! Run with `cargo bench -p portcullis --bench stack`.
 
 #[path = "../../portcullis-token/tests/support/mod.rs"]
@@ -150,6 +153,111 @@ fn bench(c: &mut Criterion) {
                 .await
                 .expect("stack")
         });
+    });
+    group.finish();
+
+    layers(c, &rt);
+}
+
+/// The warm path of the policy and context layers alone, each against the bare service: a service-account
+/// principal whose organization's policy is cached, a scope check on a tool, and a cached context.
+fn layers(c: &mut Criterion, rt: &tokio::runtime::Runtime) {
+    use portcullis::context::{EnrichContextLayer, StaticContext};
+    use portcullis::core::{
+        AuthMethod, Challenge, JsonRpcCall, OrgId, Principal, ScopeList, Site, SiteId,
+    };
+    use portcullis::policy::{GateApiTokensLayer, RequireScopesLayer, StaticPolicies};
+
+    let challenge =
+        Challenge::new("https://mcp.example.com/.well-known/oauth-protected-resource/mcp")
+            .expect("valid");
+    let principal = Principal::builder(AuthMethod::ServiceAccountKey, "svc-build")
+        .with_organization(OrgId::new("org-a").expect("org"))
+        .with_scopes(ScopeList::parse("mcp:read mcp:write").expect("scopes"))
+        .verified();
+    let site = Site::new(SiteId::parse("site-a").expect("id"))
+        .with_organization(OrgId::new("org-a").expect("org"));
+    let request = || {
+        let mut req = Request::post("/mcp")
+            .body(Full::new(Bytes::from_static(BODY.as_bytes())))
+            .expect("request");
+        req.extensions_mut().insert(principal.clone());
+        req.extensions_mut().insert(site.clone());
+        req.extensions_mut()
+            .insert(JsonRpcCall::new("tools/call", Some("search")));
+        req
+    };
+    let policies = StaticPolicies::from_toml("[organization.org-a]\nservice_account_keys = true")
+        .expect("policies");
+    let gate = ServiceBuilder::new()
+        .layer(GateApiTokensLayer::new(challenge.clone(), policies))
+        .service_fn(echo);
+    let scopes = ServiceBuilder::new()
+        .layer(
+            RequireScopesLayer::new(challenge.clone())
+                .add_tool("search", ["mcp:read"])
+                .expect("tool"),
+        )
+        .service_fn(echo);
+    let context = StaticContext::from_toml(
+        "[user.svc-build]\ndisplay_name = 'Build'\n[[product]]\nsite = 'site-a'\nkey = 'jira'",
+    )
+    .expect("context");
+    let enrich = ServiceBuilder::new()
+        .layer(EnrichContextLayer::new(challenge, context))
+        .service_fn(echo);
+    let bare = ServiceBuilder::new().service_fn(echo::<Full<Bytes>>);
+    rt.block_on(async {
+        for _ in 0..2 {
+            assert_eq!(
+                gate.clone()
+                    .oneshot(request())
+                    .await
+                    .expect("gate")
+                    .status(),
+                StatusCode::OK
+            );
+            assert_eq!(
+                scopes
+                    .clone()
+                    .oneshot(request())
+                    .await
+                    .expect("scopes")
+                    .status(),
+                StatusCode::OK
+            );
+            assert_eq!(
+                enrich
+                    .clone()
+                    .oneshot(request())
+                    .await
+                    .expect("enrich")
+                    .status(),
+                StatusCode::OK
+            );
+        }
+    });
+
+    let mut group = c.benchmark_group("layers");
+    group
+        .sample_size(30)
+        .measurement_time(std::time::Duration::from_secs(3))
+        .warm_up_time(std::time::Duration::from_secs(1));
+    group.bench_function("bare/echo", |b| {
+        b.to_async(rt)
+            .iter(|| async { bare.oneshot(request()).await.expect("bare") });
+    });
+    group.bench_function("gate_api_tokens/warm", |b| {
+        b.to_async(rt)
+            .iter(|| async { gate.clone().oneshot(request()).await.expect("gate") });
+    });
+    group.bench_function("require_scopes/tool", |b| {
+        b.to_async(rt)
+            .iter(|| async { scopes.clone().oneshot(request()).await.expect("scopes") });
+    });
+    group.bench_function("enrich_context/warm", |b| {
+        b.to_async(rt)
+            .iter(|| async { enrich.clone().oneshot(request()).await.expect("enrich") });
     });
     group.finish();
 }
