@@ -53,18 +53,22 @@ pub fn portcullis(settings: &Settings) -> Result<Portcullis, ConfigError> {
 /// The application: the MCP service at `/mcp` and `GET /api/me`, both behind [`Portcullis::layer`], and the
 /// public metadata router next to them.
 pub fn app(portcullis: &Portcullis) -> Router {
+    routes(portcullis)
+        // Applies to the routes above only: what is merged below stays public.
+        .layer(portcullis.layer())
+        .merge(portcullis.metadata_router())
+}
+
+/// The application's routes without any layer: the MCP service at `/mcp` and `GET /api/me`. [`app`] puts the
+/// stack in front of them; the load run also serves them bare, for comparison.
+pub fn routes(portcullis: &Portcullis) -> Router {
     let pages = Pages::new();
     let mcp = StreamableHttpService::new(
         move || Ok(pages.clone()),
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default().with_allowed_hosts(allowed_hosts(portcullis)),
     );
-    Router::new()
-        .nest_service("/mcp", mcp)
-        .route("/api/me", get(me))
-        // Applies to the routes above only: what is merged below stays public.
-        .layer(portcullis.layer())
-        .merge(portcullis.metadata_router())
+    Router::new().nest_service("/mcp", mcp).route("/api/me", get(me))
 }
 
 /// Serves [`app`] on `listener` until the listener fails.
