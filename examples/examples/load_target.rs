@@ -25,8 +25,10 @@ use tokio::net::TcpListener;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The development issuer: a fresh key, its JWKS on loopback.
     let rng = SystemRandom::new();
-    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).map_err(|_| "key generation")?;
-    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).map_err(|_| "key")?;
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .map_err(|_| "key generation")?;
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+        .map_err(|_| "key")?;
     let point = pair.public_key().as_ref();
     let jwks = serde_json::json!({"keys": [{
         "kty": "EC", "crv": "P-256", "kid": "load", "alg": "ES256", "use": "sig",
@@ -34,7 +36,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }]});
     let issuer_listener = TcpListener::bind("127.0.0.1:0").await?;
     let issuer = format!("http://{}", issuer_listener.local_addr()?);
-    let jwks_router = Router::new().route("/jwks", get(move || async move { axum::Json(jwks.clone()) }));
+    let jwks_router = Router::new().route(
+        "/jwks",
+        get(move || async move { axum::Json(jwks.clone()) }),
+    );
     tokio::spawn(async move { axum::serve(issuer_listener, jwks_router).await });
 
     let stack_listener = TcpListener::bind("127.0.0.1:0").await?;

@@ -68,7 +68,9 @@ pub fn routes(portcullis: &Portcullis) -> Router {
         Arc::new(LocalSessionManager::default()),
         StreamableHttpServerConfig::default().with_allowed_hosts(allowed_hosts(portcullis)),
     );
-    Router::new().nest_service("/mcp", mcp).route("/api/me", get(me))
+    Router::new()
+        .nest_service("/mcp", mcp)
+        .route("/api/me", get(me))
 }
 
 /// Serves [`app`] on `listener` until the listener fails.
