@@ -10,14 +10,14 @@ use std::time::Duration;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue, PROXY_AUTHORIZATION};
 use http::{HeaderMap, Request, Response};
 use portcullis_core::{
-    AuthContext, Challenge, ConfigError, Principal, Protocol, Rejection, RejectionKind,
+    AuthContext, Challenge, ConfigError, Credential, Principal, Protocol, Rejection, RejectionKind,
     ResponseBody, Site,
 };
 use portcullis_lookup::ExpiringCache;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{ContextParts, ResolveContext};
+use crate::{ContextParts, ContextQuery, ResolveContext};
 
 /// Layer that applies [`EnrichContext`]. See the [crate docs](crate) for an example.
 #[derive(Clone)]
@@ -192,6 +192,9 @@ where
                     .respond(Rejection::new(RejectionKind::MissingCredential), protocol));
             };
             let site = req.extensions().get::<Site>().cloned();
+            // Taken out for the lookup (a source may ask the issuer with it) and put back after: the request body
+            // need not be `Sync`, and nothing is copied.
+            let credential = req.extensions_mut().remove::<Credential>();
             let key = format!(
                 "{}\0{}\0{}\0{}",
                 principal.method(),
@@ -202,13 +205,18 @@ where
             let parts = shared
                 .cache
                 .get_or_load(key, async {
+                    let query = ContextQuery::new(&principal, site.as_ref())
+                        .with_credential(credential.as_ref());
                     shared
                         .source
-                        .context(&principal, site.as_ref())
+                        .context(query)
                         .await
                         .map(|parts| (parts, shared.ttl))
                 })
                 .await;
+            if let Some(credential) = credential {
+                req.extensions_mut().insert(credential);
+            }
             let parts = match parts {
                 Ok(parts) => parts,
                 Err(_) => {

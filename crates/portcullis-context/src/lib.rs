@@ -54,5 +54,5 @@ mod resolve;
 
 pub use enrich::{EnrichContext, EnrichContextLayer, ResponseFuture};
 pub use resolve::{
-    BoxFuture, ContextError, ContextParts, HttpContext, ResolveContext, StaticContext,
+    BoxFuture, ContextError, ContextParts, ContextQuery, HttpContext, ResolveContext, StaticContext,
 };

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::pin::Pin;
 
 use portcullis_core::{
-    ConfigError, Principal, Product, Secret, Site, SiteId, UserProfile, check_url,
+    AuthMethod, ConfigError, Credential, Principal, Product, Secret, Site, SiteId, UserProfile,
+    check_url,
 };
 use portcullis_lookup::HttpFetcher;
 use serde::Deserialize;
@@ -46,13 +47,44 @@ impl ContextParts {
     }
 }
 
+/// What a context lookup is about.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct ContextQuery<'a> {
+    /// The verified principal.
+    pub principal: &'a Principal,
+    /// The bound site, if any.
+    pub site: Option<&'a Site>,
+    /// The credential the principal was verified from, for sources that ask the issuer on the user's behalf
+    /// (OIDC `userinfo`). Never forwarded anywhere else.
+    pub credential: Option<&'a Credential>,
+}
+
+impl<'a> ContextQuery<'a> {
+    /// A query for `principal` on `site`.
+    #[must_use]
+    pub fn new(principal: &'a Principal, site: Option<&'a Site>) -> Self {
+        Self {
+            principal,
+            site,
+            credential: None,
+        }
+    }
+
+    /// With the credential the principal was verified from.
+    #[must_use]
+    pub fn with_credential(mut self, credential: Option<&'a Credential>) -> Self {
+        self.credential = credential;
+        self
+    }
+}
+
 /// Looks up the user behind a principal and the products they can use on a site.
 pub trait ResolveContext: fmt::Debug + Send + Sync + 'static {
-    /// The context of `principal` on `site` (or with no site).
+    /// The context of the query's principal on its site (or with no site).
     fn context<'a>(
         &'a self,
-        principal: &'a Principal,
-        site: Option<&'a Site>,
+        query: ContextQuery<'a>,
     ) -> BoxFuture<'a, Result<ContextParts, ContextError>>;
 }
 
@@ -152,9 +184,9 @@ impl StaticContext {
 impl ResolveContext for StaticContext {
     fn context<'a>(
         &'a self,
-        principal: &'a Principal,
-        site: Option<&'a Site>,
+        query: ContextQuery<'a>,
     ) -> BoxFuture<'a, Result<ContextParts, ContextError>> {
+        let (principal, site) = (query.principal, query.site);
         let account = principal.subject();
         let row = self.users.get(account).cloned().unwrap_or_default();
         let mut user = UserProfile::new(account);
@@ -185,16 +217,29 @@ impl ResolveContext for StaticContext {
     }
 }
 
-/// Users and products from the operator's directory over HTTP:
+/// Where [`HttpContext`] reads the user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ProfileSource {
+    /// The operator's user-profile endpoint.
+    Directory,
+    /// The issuer's OIDC `userinfo` endpoint, asked with the user's own access token.
+    UserInfo,
+}
+
+/// Users and products over HTTP:
 ///
-/// - `GET <profile endpoint>?account_id=<subject>` answers
-///   `{"account_id": "...", "email": "...", "display_name": "...", "locale": "...", "time_zone": "..."}`;
+/// - the user from the operator's directory, `GET <profile endpoint>?account_id=<subject>`, answering
+///   `{"account_id": "...", "email": "...", "display_name": "...", "locale": "...", "time_zone": "..."}`; or from
+///   the issuer's OIDC `userinfo` endpoint ([`HttpContext::userinfo`]), asked with the user's access token
+///   (OpenID Connect Core section 5.3: `sub`, `email`, `name`, `locale`, `zoneinfo`; the answer's `sub` must be
+///   the principal's);
 /// - `GET <products endpoint>?site=<site id>&account_id=<subject>` answers `[{"key": "jira", "url": "..."}]`
 ///   (asked only when the request is bound to a site).
 ///
 /// Any non-2xx, slow or malformed answer is a [`ContextError`].
 #[derive(Clone)]
 pub struct HttpContext {
+    profile: ProfileSource,
     profile_endpoint: String,
     products_endpoint: Option<String>,
     authorization: Option<Secret>,
@@ -216,6 +261,19 @@ struct ProfileAnswer {
 }
 
 #[derive(Deserialize)]
+struct UserInfoAnswer {
+    sub: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    locale: Option<String>,
+    #[serde(default)]
+    zoneinfo: Option<String>,
+}
+
+#[derive(Deserialize)]
 struct ProductAnswer {
     key: String,
     #[serde(default)]
@@ -233,11 +291,24 @@ impl HttpContext {
         let fetcher = HttpFetcher::new()
             .map_err(|_| ConfigError::new("profile_endpoint", "cannot set up the HTTP client"))?;
         Ok(Self {
+            profile: ProfileSource::Directory,
             profile_endpoint: profile_endpoint.to_owned(),
             products_endpoint: None,
             authorization: None,
             fetcher,
         })
+    }
+
+    /// The user from the issuer's OIDC `userinfo` endpoint, asked with the request's own bearer token (the token
+    /// goes back to its issuer, never to an upstream). Principals without an OAuth bearer token (API tokens) get a
+    /// profile with their account id only.
+    ///
+    /// # Errors
+    /// As [`HttpContext::new`].
+    pub fn userinfo(userinfo_endpoint: &str) -> Result<Self, ConfigError> {
+        let mut context = Self::new(userinfo_endpoint)?;
+        context.profile = ProfileSource::UserInfo;
+        Ok(context)
     }
 
     /// Products from `products_endpoint`.
@@ -265,37 +336,65 @@ impl HttpContext {
         self
     }
 
-    async fn fetch(
-        &self,
-        principal: &Principal,
-        site: Option<&Site>,
-    ) -> Result<ContextParts, ContextError> {
+    async fn fetch(&self, query: ContextQuery<'_>) -> Result<ContextParts, ContextError> {
+        let (principal, site) = (query.principal, query.site);
         let authorization = self.authorization.as_ref().map(Secret::expose_secret);
         let fail = |err: portcullis_lookup::FetchError| {
             tracing::warn!(target: "portcullis::context", error = %err, "context lookup failed");
             ContextError::unavailable()
         };
-        let query = form_urlencoded::Serializer::new(String::new())
-            .append_pair("account_id", principal.subject())
-            .finish();
-        let profile = self
-            .fetcher
-            .get_json_with::<ProfileAnswer>(
-                &format!("{}?{query}", self.profile_endpoint),
-                authorization,
-            )
-            .await
-            .map_err(fail)?
-            .value;
-        let mut user = UserProfile::new(
-            profile
-                .account_id
-                .unwrap_or_else(|| principal.subject().to_owned()),
-        );
-        user.email = profile.email;
-        user.display_name = profile.display_name;
-        user.locale = profile.locale;
-        user.time_zone = profile.time_zone;
+        let user = match self.profile {
+            ProfileSource::Directory => {
+                let query = form_urlencoded::Serializer::new(String::new())
+                    .append_pair("account_id", principal.subject())
+                    .finish();
+                let profile = self
+                    .fetcher
+                    .get_json_with::<ProfileAnswer>(
+                        &format!("{}?{query}", self.profile_endpoint),
+                        authorization,
+                    )
+                    .await
+                    .map_err(fail)?
+                    .value;
+                let mut user = UserProfile::new(
+                    profile
+                        .account_id
+                        .unwrap_or_else(|| principal.subject().to_owned()),
+                );
+                user.email = profile.email;
+                user.display_name = profile.display_name;
+                user.locale = profile.locale;
+                user.time_zone = profile.time_zone;
+                user
+            }
+            ProfileSource::UserInfo => match (principal.method(), query.credential) {
+                (AuthMethod::OAuth, Some(Credential::Bearer(token))) => {
+                    let bearer = Secret::new(format!("Bearer {}", token.secret().expose_secret()));
+                    let info = self
+                        .fetcher
+                        .get_json_with::<UserInfoAnswer>(
+                            &self.profile_endpoint,
+                            Some(bearer.expose_secret()),
+                        )
+                        .await
+                        .map_err(fail)?
+                        .value;
+                    // OpenID Connect Core 5.3.2: a userinfo answer for another subject must not be used.
+                    if info.sub != principal.subject() {
+                        tracing::warn!(target: "portcullis::context", "userinfo answered for another subject");
+                        return Err(ContextError::unavailable());
+                    }
+                    let mut user = UserProfile::new(info.sub);
+                    user.email = info.email;
+                    user.display_name = info.name;
+                    user.locale = info.locale;
+                    user.time_zone = info.zoneinfo;
+                    user
+                }
+                _ => UserProfile::new(principal.subject()),
+            },
+        };
         let mut products = Vec::new();
         if let (Some(endpoint), Some(site)) = (&self.products_endpoint, site) {
             let query = form_urlencoded::Serializer::new(String::new())
@@ -332,10 +431,9 @@ fn endpoint(setting: &'static str, url: &str) -> Result<(), ConfigError> {
 impl ResolveContext for HttpContext {
     fn context<'a>(
         &'a self,
-        principal: &'a Principal,
-        site: Option<&'a Site>,
+        query: ContextQuery<'a>,
     ) -> BoxFuture<'a, Result<ContextParts, ContextError>> {
-        Box::pin(self.fetch(principal, site))
+        Box::pin(self.fetch(query))
     }
 }
 

@@ -323,6 +323,55 @@ async fn forwarding_without_identity_headers_only_strips() {
     assert!(headers.get("x-portcullis-account-id").is_none());
 }
 
+#[tokio::test]
+async fn oidc_userinfo_is_asked_with_the_users_own_token_and_must_name_the_same_subject() {
+    let server = Directory::start().await;
+    let with_token = |principal: Principal| {
+        let mut req = request(Some(principal), None);
+        req.extensions_mut()
+            .insert(portcullis_core::Credential::Bearer(
+                portcullis_core::BearerToken::new(
+                    Secret::new("user-access-token"),
+                    portcullis_core::TokenShape::Opaque,
+                ),
+            ));
+        req
+    };
+    let layer = EnrichContextLayer::new(challenge(), server.userinfo(""));
+    let outcome = send(layer.clone(), with_token(principal("acc-ada"))).await;
+    assert_eq!(outcome.status, StatusCode::OK);
+    let context = outcome.context.expect("context");
+    assert_eq!(
+        context.user().display_name.as_deref(),
+        Some("Ada via userinfo")
+    );
+    assert_eq!(context.user().time_zone.as_deref(), Some("Europe/Paris"));
+    assert_eq!(
+        server.last_authorization().as_deref(),
+        Some("Bearer user-access-token")
+    );
+    assert_eq!(server.profile_hits(), 1);
+
+    // An answer about another subject is not used.
+    let layer = EnrichContextLayer::new(challenge(), server.userinfo("-wrong"));
+    let outcome = send(layer, with_token(principal("acc-ada"))).await;
+    assert_eq!(outcome.status, StatusCode::SERVICE_UNAVAILABLE);
+
+    // API-token principals have no token for the issuer: the account id only, and no call.
+    let layer = EnrichContextLayer::new(challenge(), server.userinfo(""));
+    let api = Principal::builder(AuthMethod::ServiceAccountKey, "svc-build").verified();
+    let outcome = send(layer, with_token(api)).await;
+    assert_eq!(
+        outcome.context.expect("context").user().account_id,
+        "svc-build"
+    );
+    assert_eq!(
+        server.profile_hits(),
+        2,
+        "only the mismatching call was added"
+    );
+}
+
 #[test]
 fn forwarding_configuration_is_checked() {
     let layer =
@@ -380,6 +429,17 @@ impl Directory {
                                         r#"{{"account_id":"acc-ada","display_name":"Ada from HTTP","email":"ada@example.com","q":"{query}"}}"#
                                     )
                                 }
+                                path @ ("/userinfo" | "/userinfo-wrong") => {
+                                    p.fetch_add(1, Ordering::SeqCst);
+                                    let sub = if path.ends_with("wrong") {
+                                        "someone-else"
+                                    } else {
+                                        "acc-ada"
+                                    };
+                                    format!(
+                                        r#"{{"sub":"{sub}","name":"Ada via userinfo","email":"ada@idp.example","zoneinfo":"Europe/Paris"}}"#
+                                    )
+                                }
                                 "/products" => {
                                     q.fetch_add(1, Ordering::SeqCst);
                                     r#"[{"key":"jira","url":"https://acme.example.net/jira"}]"#
@@ -416,6 +476,14 @@ impl Directory {
             .with_products(&format!("http://{}/products", self.addr))
             .expect("products")
             .with_bearer(Secret::new("service-token"))
+            .with_fetcher(
+                HttpFetcher::with_limits(Duration::from_millis(500), 8192).expect("fetcher"),
+            )
+    }
+
+    fn userinfo(&self, suffix: &str) -> HttpContext {
+        HttpContext::userinfo(&format!("http://{}/userinfo{suffix}", self.addr))
+            .expect("userinfo")
             .with_fetcher(
                 HttpFetcher::with_limits(Duration::from_millis(500), 8192).expect("fetcher"),
             )

@@ -193,7 +193,10 @@ pub struct ContextConfig {
     /// A user-profile endpoint.
     #[serde(default)]
     pub profile_endpoint: Option<String>,
-    /// A site-products endpoint (with `profile_endpoint`).
+    /// The issuer's OIDC `userinfo` endpoint, asked with the user's token (instead of `profile_endpoint`).
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
+    /// A site-products endpoint (with `profile_endpoint` or `userinfo_endpoint`).
     #[serde(default)]
     pub products_endpoint: Option<String>,
 }
@@ -414,10 +417,21 @@ impl Config {
             Ok(layer)
         });
         if let Some(context) = &self.context {
-            builder = match (&context.file, &context.profile_endpoint) {
+            let user_endpoint = match (&context.profile_endpoint, &context.userinfo_endpoint) {
+                (Some(profile), None) => Some(HttpContext::new(profile)),
+                (None, Some(userinfo)) => Some(HttpContext::userinfo(userinfo)),
+                (None, None) => None,
+                (Some(_), Some(_)) => {
+                    return Err(ConfigError::new(
+                        "context",
+                        "set at most one of `profile_endpoint` and `userinfo_endpoint`",
+                    ));
+                }
+            };
+            builder = match (&context.file, user_endpoint) {
                 (Some(file), None) => builder.with_context(StaticContext::load(file)?),
-                (None, Some(profile)) => {
-                    let mut http = HttpContext::new(profile)?;
+                (None, Some(http)) => {
+                    let mut http = http?;
                     if let Some(products) = &context.products_endpoint {
                         http = http.with_products(products)?;
                     }
