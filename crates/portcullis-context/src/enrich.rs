@@ -10,14 +10,17 @@ use std::time::Duration;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue, PROXY_AUTHORIZATION};
 use http::{HeaderMap, Request, Response};
 use portcullis_core::{
-    AuthContext, Challenge, ConfigError, Credential, Principal, Protocol, Rejection, RejectionKind,
-    ResponseBody, Site,
+    AuthContext, Challenge, ConfigError, Credential, Principal, Product, Protocol, Rejection,
+    RejectionKind, ResponseBody, Site, UserProfile,
 };
 use portcullis_lookup::ExpiringCache;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{ContextParts, ContextQuery, ResolveContext};
+use crate::{ContextQuery, ResolveContext};
+
+/// What the cache keeps per (principal, site): shared, so that a hit copies two pointers.
+type SharedParts = (Arc<UserProfile>, Arc<[Product]>);
 
 /// Layer that applies [`EnrichContext`]. See the [crate docs](crate) for an example.
 #[derive(Clone)]
@@ -30,7 +33,7 @@ pub struct EnrichContextLayer {
 struct Shared {
     challenge: Challenge,
     source: Arc<dyn ResolveContext>,
-    cache: ExpiringCache<String, ContextParts>,
+    cache: ExpiringCache<String, SharedParts>,
     ttl: Duration,
     forwarding: Option<Forwarding>,
 }
@@ -207,11 +210,12 @@ where
                 .get_or_load(key, async {
                     let query = ContextQuery::new(&principal, site.as_ref())
                         .with_credential(credential.as_ref());
-                    shared
-                        .source
-                        .context(query)
-                        .await
-                        .map(|parts| (parts, shared.ttl))
+                    shared.source.context(query).await.map(|parts| {
+                        (
+                            (Arc::new(parts.user), Arc::from(parts.products)),
+                            shared.ttl,
+                        )
+                    })
                 })
                 .await;
             if let Some(credential) = credential {
@@ -234,7 +238,8 @@ where
             if let Some(forwarding) = &shared.forwarding {
                 prepare_for_forwarding(req.headers_mut(), forwarding, &principal, site.as_ref());
             }
-            let context = AuthContext::new(principal, site, parts.user, parts.products);
+            let (user, products) = parts;
+            let context = AuthContext::from_shared(principal, site, user, products);
             req.extensions_mut().insert(context);
             inner
                 .call(req)

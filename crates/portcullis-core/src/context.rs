@@ -65,8 +65,8 @@ pub struct AuthContext(Arc<ContextInner>);
 struct ContextInner {
     principal: Principal,
     site: Option<Site>,
-    user: UserProfile,
-    products: Vec<Product>,
+    user: Arc<UserProfile>,
+    products: Arc<[Product]>,
 }
 
 impl AuthContext {
@@ -77,6 +77,17 @@ impl AuthContext {
         site: Option<Site>,
         user: UserProfile,
         products: Vec<Product>,
+    ) -> Self {
+        Self::from_shared(principal, site, Arc::new(user), products.into())
+    }
+
+    /// As [`new`](Self::new), with a user and products shared with a cache (no copy per request).
+    #[must_use]
+    pub fn from_shared(
+        principal: Principal,
+        site: Option<Site>,
+        user: Arc<UserProfile>,
+        products: Arc<[Product]>,
     ) -> Self {
         Self(Arc::new(ContextInner {
             principal,
