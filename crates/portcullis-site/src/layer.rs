@@ -316,7 +316,7 @@ where
             if let Some(call) = call {
                 parts.extensions.insert(call);
             }
-            SiteBody::buffered(bytes)
+            SiteBody::full(bytes)
         }
         _ => SiteBody::new(body),
     };
