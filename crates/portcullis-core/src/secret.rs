@@ -1,6 +1,7 @@
 //! A string that must never be shown: tokens, API keys, passwords.
 
 use std::fmt;
+use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 
@@ -15,13 +16,16 @@ use subtle::ConstantTimeEq;
 ///   buffers, which no layer owns, so wiping this one copy would promise more than it gives, and it cost about
 ///   0.5 us per 1 KB token on every request. Decoded Basic credentials, which exist nowhere else, are wiped.
 /// - The value is only reachable through [`Secret::expose_secret`], so every use is easy to find in review.
+///
+/// Cloning is a reference count: a credential can be handed on (to a context source, a forwarded request)
+/// without copying the token.
 #[derive(Clone)]
-pub struct Secret(String);
+pub struct Secret(Arc<str>);
 
 impl Secret {
     /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+    pub fn new(value: impl AsRef<str>) -> Self {
+        Self(Arc::from(value.as_ref()))
     }
 
     /// Returns the secret value. Never log or echo what this returns.

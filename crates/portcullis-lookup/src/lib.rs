@@ -1,7 +1,7 @@
 //! The one way Portcullis layers ask something remote and remember the answer.
 //!
-//! - [`ExpiringCache`]: a bounded [moka](https://docs.rs/moka) cache whose entries each carry their own time to
-//!   live, with single-flight loading (concurrent misses for one key run one load) and errors that are never
+//! - [`ExpiringCache`]: a bounded cache ([quick_cache](https://docs.rs/quick_cache)) whose entries each carry
+//!   their own time to live, with single-flight loading (concurrent misses for one key run one load) and errors that are never
 //!   cached.
 //! - [`HttpFetcher`]: an HTTP client for small JSON documents (key sets, discovery documents, introspection and
 //!   directory answers) with a total timeout, a response-size cap, no redirects, and the `Cache-Control`
@@ -33,5 +33,5 @@
 mod cache;
 mod fetch;
 
-pub use cache::ExpiringCache;
+pub use cache::{ExpiringCache, LoadFailed};
 pub use fetch::{FetchError, Fetched, HttpFetcher};

@@ -1,9 +1,12 @@
 //! Benchmarks of token validation, all in one criterion group (`validate`) so that they read as ratios:
 //!
-//! - `raw_jsonwebtoken/{rs256,es256}`: `jsonwebtoken::decode` of a 1 KB token, the floor for a cold token;
-//! - `layer/cold_rs256`: the full stack on a token it has never seen (key set already fetched);
-//! - `layer/warm_rs256`, `layer/api_token`: the full stack on a cached credential; `bare/echo`: no stack;
-//! - `digest/{blake3,sha256,sha256_keyed}_1kb`: candidates for the cache key;
+//! - `raw_jsonwebtoken/{rs256,es256}`: `jsonwebtoken::decode` of a 1 KB token, the baseline for a cold token;
+//! - `layer/cold_rs256`: `ValidateTokenLayer` on a token it has never seen (key set already fetched), the request
+//!   carrying the `Credential` as the extraction layer leaves it;
+//! - `layer/warm_rs256`, `layer/api_token`: the same layer on a cached credential; `bare/echo`: no layer;
+//! - `extract+layer/{cold,warm}_rs256`: the extraction layer in front as well, from the raw `Authorization`
+//!   header;
+//! - `digest/{blake3,sha256,sha256_keyed,siphash13_128}_1kb`: candidates for the cache key;
 //! - `layer/warm_rs256_2_threads`: `validate` on a warm token from two tasks, time per call.
 //!
 //! The `validator/*`, `extract/*` and `cache/*` ids split the warm path into its parts.
@@ -14,6 +17,7 @@
 mod support;
 
 use std::convert::Infallible;
+use std::hash::Hasher as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -33,6 +37,7 @@ use portcullis_token::{FileTokenStore, Issuer, TokenValidator, ValidateTokenLaye
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
+use siphasher::sip128::{Hasher128 as _, SipHasher13};
 use tower::{Service, ServiceBuilder, ServiceExt as _};
 
 use support::{MockAuthServer, TestKey};
@@ -108,6 +113,28 @@ fn extract_layer() -> ExtractCredentialLayer {
     ExtractCredentialLayer::new(challenge())
         .with_service_account_prefix(SA_PREFIX)
         .expect("valid prefix")
+}
+
+/// `ValidateToken` + echo: requests carry their `Credential` already.
+fn layer(
+    validator: TokenValidator,
+) -> impl Service<
+    Request<Full<Bytes>>,
+    Response = Response<impl Sized + use<>>,
+    Error = Infallible,
+    Future: Send,
+> + Clone
++ use<> {
+    ServiceBuilder::new()
+        .layer(ValidateTokenLayer::new(validator, challenge()))
+        .service_fn(echo)
+}
+
+/// A request as the extraction layer leaves it: the `Credential` in the extensions (cloning it is a refcount).
+fn extracted(credential: &Credential) -> Request<Full<Bytes>> {
+    let mut req = Request::new(Full::default());
+    req.extensions_mut().insert(credential.clone());
+    req
 }
 
 /// `ExtractCredential` + `ValidateToken` + echo, as the crate docs build it.
@@ -213,7 +240,35 @@ fn bench(c: &mut Criterion) {
     // --- 2. cold: every token is new to the validator; its key set is already fetched ---
     let warm_header = bearer(&warm_token);
     let pool_headers: Vec<HeaderValue> = pool.iter().map(|t| bearer(t)).collect();
+    let pool_credentials: Vec<Credential> = pool.iter().map(|t| jwt_credential(t)).collect();
+    let warm_credential = jwt_credential(&warm_token);
     group.bench_function("layer/cold_rs256", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (server, fetcher, warm, pool) =
+                (&server, &fetcher, &warm_credential, &pool_credentials);
+            async move {
+                let mut timed = Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    let service = layer(validator(server, fetcher, 4 * COLD_POOL as u64));
+                    let warmed = service.clone().oneshot(extracted(warm)).await;
+                    assert_eq!(warmed.expect("infallible").status(), StatusCode::OK);
+                    let n = (iters - done).min(COLD_POOL as u64);
+                    let requests: Vec<_> = pool[..n as usize].iter().map(extracted).collect();
+                    let start = Instant::now();
+                    for request in requests {
+                        let response = service.clone().oneshot(request).await;
+                        assert_eq!(response.expect("infallible").status(), StatusCode::OK);
+                    }
+                    timed += start.elapsed();
+                    done += n;
+                    // The old validator (and its cache) is dropped here, outside the timed loop.
+                }
+                timed
+            }
+        });
+    });
+    group.bench_function("extract+layer/cold_rs256", |b| {
         b.to_async(&rt).iter_custom(|iters| {
             let (server, fetcher, warm_header, pool) =
                 (&server, &fetcher, &warm_header, &pool_headers);
@@ -232,32 +287,49 @@ fn bench(c: &mut Criterion) {
                     }
                     timed += start.elapsed();
                     done += n;
-                    // The old validator (and its cache) is dropped here, outside the timed loop.
                 }
                 timed
             }
         });
     });
 
-    // --- 3. warm, and the stack's overhead over a bare service ---
+    // --- 3. warm, and the layer's overhead over a bare service ---
     let warm_validator = validator(&server, &fetcher, 100_000);
+    let warm_layer = layer(warm_validator.clone());
     let warm_service = stack(warm_validator.clone());
     let sa_header = bearer(SA_KEY);
+    let sa_credential = Credential::Bearer(BearerToken::new(
+        Secret::new(SA_KEY),
+        TokenShape::ServiceAccountKey,
+    ));
     for header in [&warm_header, &sa_header] {
         let response = rt.block_on(warm_service.clone().oneshot(request(header)));
         assert_eq!(response.expect("infallible").status(), StatusCode::OK);
     }
+    for credential in [&warm_credential, &sa_credential] {
+        let response = rt.block_on(warm_layer.clone().oneshot(extracted(credential)));
+        assert_eq!(response.expect("infallible").status(), StatusCode::OK);
+    }
     group.bench_function("layer/warm_rs256", |b| {
         b.to_async(&rt)
-            .iter(|| warm_service.clone().oneshot(request(&warm_header)))
+            .iter(|| warm_layer.clone().oneshot(extracted(&warm_credential)))
     });
     let bare = ServiceBuilder::new().service_fn(echo);
     group.bench_function("bare/echo", |b| {
-        b.to_async(&rt).iter(|| bare.oneshot(request(&warm_header)))
+        b.to_async(&rt)
+            .iter(|| bare.oneshot(extracted(&warm_credential)))
+    });
+    group.bench_function("extract+layer/warm_rs256", |b| {
+        b.to_async(&rt)
+            .iter(|| warm_service.clone().oneshot(request(&warm_header)))
     });
 
     // --- 4. a service-account key from a FileTokenStore ---
     group.bench_function("layer/api_token", |b| {
+        b.to_async(&rt)
+            .iter(|| warm_layer.clone().oneshot(extracted(&sa_credential)))
+    });
+    group.bench_function("extract+layer/api_token", |b| {
         b.to_async(&rt)
             .iter(|| warm_service.clone().oneshot(request(&sa_header)))
     });
@@ -283,9 +355,19 @@ fn bench(c: &mut Criterion) {
         })
     });
 
+    group.bench_function("digest/siphash13_128_1kb", |b| {
+        // What the validator uses: keyed SipHash-1-3 with a 128-bit output.
+        b.iter(|| {
+            let mut hasher = SipHasher13::new_with_key(&[7u8; 16]);
+            hasher.write(b"B");
+            hasher.write(black_box(warm_token.as_bytes()));
+            hasher.finish128().as_u128()
+        })
+    });
+
     group.bench_function("digest/sha256_keyed_1kb", |b| {
-        // What would replace the keyed BLAKE3 digest: SHA-256 over key || tag || token (the output is never shown,
-        // so length extension does not matter for a cache key).
+        // The previous cache key: SHA-256 over key || tag || token (the output is never shown, so length extension
+        // does not matter for a cache key).
         b.iter(|| -> [u8; 32] {
             Sha256::new()
                 .chain_update(digest_key)
@@ -297,7 +379,7 @@ fn bench(c: &mut Criterion) {
     });
 
     // --- 6. warm, two concurrent callers ---
-    let credential = jwt_credential(&warm_token);
+    let credential = warm_credential.clone();
     rt.block_on(warm_validator.validate(&credential))
         .expect("warm token is valid");
     group.bench_function("validator/warm_rs256", |b| {
@@ -340,11 +422,18 @@ fn bench(c: &mut Criterion) {
     group.bench_function("extract/classify_1kb", |b| {
         b.iter(|| TokenShape::classify(black_box(&warm_token), Some(SA_PREFIX)))
     });
-    let cache: ExpiringCache<[u8; 32], Principal> = ExpiringCache::new(100_000);
+    let cache: ExpiringCache<u128, Principal> = ExpiringCache::new(100_000);
     let principal = sample_principal(&issuer);
-    rt.block_on(cache.insert([1; 32], principal, Duration::from_secs(3600)));
+    for key in 0..50_000 {
+        cache.insert(key, principal.clone(), Duration::from_secs(3600));
+    }
+    let mut key = 0;
     group.bench_function("cache/hit_principal", |b| {
-        b.to_async(&rt).iter(|| cache.get(black_box(&[1; 32])))
+        b.iter(|| {
+            // Keys spread over a populated cache, as distinct callers' tokens are.
+            key = (key + 7919) % 50_000;
+            cache.get(black_box(&key))
+        })
     });
 
     group.finish();

@@ -67,6 +67,7 @@ impl SigningAlgorithm {
         Self::ALL.into_iter().find(|alg| alg.as_str() == name)
     }
 
+    #[cfg_attr(feature = "aws-lc-rs", allow(dead_code))]
     pub(crate) fn to_jsonwebtoken(self) -> Algorithm {
         match self {
             Self::RS256 => Algorithm::RS256,

@@ -4,13 +4,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use portcullis_core::{ConfigError, check_url};
 use portcullis_lookup::{FetchError, HttpFetcher};
 use serde::Deserialize;
 
 use crate::SigningAlgorithm;
+use crate::verify::VerifyingKey;
 
 /// Where an issuer's keys come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -143,7 +143,7 @@ impl Default for KeyPolicy {
 pub(crate) struct Key {
     kid: Option<String>,
     jwk: Jwk,
-    pub(crate) decoding: DecodingKey,
+    pub(crate) verifying: VerifyingKey,
 }
 
 /// An issuer's keys as last fetched.
@@ -401,15 +401,12 @@ fn parse_key(value: serde_json::Value) -> Option<Key> {
     if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
         return None;
     }
-    // A usable key fits at least one algorithm; symmetric keys fit none.
-    if !SigningAlgorithm::ALL.iter().any(|alg| alg.fits(&jwk)) {
-        return None;
-    }
-    let decoding = DecodingKey::from_jwk(&jwk).ok()?;
+    // A usable key fits at least one algorithm (symmetric keys fit none) and forms a valid public key.
+    let verifying = VerifyingKey::from_jwk(&jwk)?;
     Some(Key {
         kid: jwk.common.key_id.clone(),
         jwk,
-        decoding,
+        verifying,
     })
 }
 
