@@ -74,7 +74,7 @@ pub use credential::{BasicCredential, BearerToken, Credential, CredentialKind, T
 pub use error::{ConfigError, check_url};
 #[cfg(feature = "axum")]
 pub use extract::MissingExtension;
-pub use future::ResponseFuture;
+pub use future::{BoxedResponse, LookupFuture, ResponseFuture};
 pub use mcp::JsonRpcCall;
 pub use principal::{AuthMethod, Principal, PrincipalBuilder};
 pub use rejection::{Rejection, RejectionKind};

@@ -1,17 +1,17 @@
 //! [`ValidateTokenLayer`]: the request's [`Credential`] to a [`Principal`].
 
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use portcullis_core::{
-    Challenge, Credential, Principal, Protocol, Rejection, RejectionKind, ResponseBody,
+    Challenge, Credential, LookupFuture, Principal, Protocol, Rejection, RejectionKind,
+    ResponseBody,
 };
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::TokenValidator;
+use crate::validator::Lookup;
 
 /// Layer that applies [`ValidateToken`]. See the [crate docs](crate) for an example.
 #[derive(Clone, Debug)]
@@ -57,10 +57,9 @@ pub struct ValidateToken<S> {
     challenge: Challenge,
 }
 
-/// Response future of [`ValidateToken`]. Validation may wait for a key set or an introspection answer, so the
-/// future is boxed (one allocation per request; measured in the crate's benchmark).
-pub type ResponseFuture<B, E> =
-    Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
+/// Response future of [`ValidateToken`]: a cached credential is decided without waiting and the inner future is
+/// polled in place; only a credential that must be validated (a key set, an introspection answer) is boxed.
+pub type ResponseFuture<F, B, E> = LookupFuture<F, B, E>;
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ValidateToken<S>
 where
@@ -71,7 +70,7 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<ResBody, S::Error>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -79,44 +78,69 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         req.extensions_mut().remove::<Principal>();
+        let Some(credential) = req.extensions().get::<Credential>() else {
+            let rejection = Rejection::new(RejectionKind::MissingCredential);
+            return LookupFuture::ready(reject(&self.challenge, &req, "none", rejection));
+        };
+        let key = match self.validator.cached(credential) {
+            Lookup::Hit(Ok(principal)) => {
+                return LookupFuture::inner(accept(&mut self.inner, req, principal));
+            }
+            Lookup::Hit(Err(rejection)) => {
+                let kind = credential.kind().as_str();
+                return LookupFuture::ready(reject(&self.challenge, &req, kind, rejection));
+            }
+            Lookup::Miss(key) => key,
+        };
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let validator = self.validator.clone();
-        let challenge = self.challenge.clone();
-        Box::pin(async move {
-            let protocol = Protocol::detect(req.headers());
+        let (validator, challenge) = (self.validator.clone(), self.challenge.clone());
+        LookupFuture::waiting(Box::pin(async move {
             let outcome = match req.extensions().get::<Credential>() {
                 Some(credential) => validator
-                    .validate(credential)
+                    .validate_missed(key, credential)
                     .await
                     .map_err(|rejection| (credential.kind().as_str(), rejection)),
                 None => Err(("none", Rejection::new(RejectionKind::MissingCredential))),
             };
             match outcome {
-                Ok(principal) => {
-                    tracing::debug!(
-                        target: "portcullis::token",
-                        method = principal.method().as_str(),
-                        outcome = "valid",
-                        path = req.uri().path(),
-                    );
-                    req.extensions_mut().insert(principal);
-                    inner
-                        .call(req)
-                        .await
-                        .map(|response| response.map(ResponseBody::new))
-                }
-                Err((credential, rejection)) => {
-                    tracing::debug!(
-                        target: "portcullis::token",
-                        credential,
-                        outcome = "rejected",
-                        reason = rejection.kind().code(),
-                        path = req.uri().path(),
-                    );
-                    Ok(challenge.respond(rejection, protocol))
-                }
+                Ok(principal) => accept(&mut inner, req, principal)
+                    .await
+                    .map(|response| response.map(ResponseBody::new)),
+                Err((credential, rejection)) => Ok(reject(&challenge, &req, credential, rejection)),
             }
-        })
+        }))
     }
+}
+
+/// Lets the request through with its principal.
+fn accept<S, ReqBody>(inner: &mut S, mut req: Request<ReqBody>, principal: Principal) -> S::Future
+where
+    S: Service<Request<ReqBody>>,
+{
+    tracing::debug!(
+        target: "portcullis::token",
+        method = principal.method().as_str(),
+        outcome = "valid",
+        path = req.uri().path(),
+    );
+    req.extensions_mut().insert(principal);
+    inner.call(req)
+}
+
+/// The challenge for a rejected request, logged without the credential.
+fn reject<ReqBody, B>(
+    challenge: &Challenge,
+    req: &Request<ReqBody>,
+    credential: &'static str,
+    rejection: Rejection,
+) -> Response<ResponseBody<B>> {
+    tracing::debug!(
+        target: "portcullis::token",
+        credential,
+        outcome = "rejected",
+        reason = rejection.kind().code(),
+        path = req.uri().path(),
+    );
+    challenge.respond(rejection, Protocol::detect(req.headers()))
 }

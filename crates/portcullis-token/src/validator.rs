@@ -29,6 +29,14 @@ enum Cached {
     Invalid(RejectionKind),
 }
 
+/// What the cache says about a credential.
+pub(crate) enum Lookup {
+    /// The answer, from the cache.
+    Hit(Result<Principal, Rejection>),
+    /// Not cached: the credential's cache key, for the validation that follows.
+    Miss(u128),
+}
+
 /// Why an uncached validation did not produce a principal.
 enum Failure {
     /// The credential is bad: cached briefly, answered with this reason.
@@ -114,14 +122,35 @@ impl TokenValidator {
     /// The [`Rejection`] to answer with: 401 for an invalid credential, 503 when a service needed to decide is
     /// unreachable and nothing is cached.
     pub async fn validate(&self, credential: &Credential) -> Result<Principal, Rejection> {
+        match self.cached(credential) {
+            Lookup::Hit(answer) => answer,
+            Lookup::Miss(key) => self.validate_missed(key, credential).await,
+        }
+    }
+
+    /// The cached answer for a credential, without waiting: what the layer tries first.
+    pub(crate) fn cached(&self, credential: &Credential) -> Lookup {
         let inner = &*self.0;
         let key = inner.digest(credential);
-        let cached = match inner.cache.get(&key) {
-            Some(hit) => hit,
-            // The miss path (fetches, introspection, verifier) lives in its own boxed future, so that the
-            // future of a cache hit stays small.
-            None => self.load(key, credential).await?,
-        };
+        match inner.cache.get(&key) {
+            Some(cached) => Lookup::Hit(self.answer(key, cached)),
+            None => Lookup::Miss(key),
+        }
+    }
+
+    /// Validates a credential that [`cached`](Self::cached) missed (`key` is its digest), sharing the work with
+    /// concurrent callers for the same credential.
+    pub(crate) async fn validate_missed(
+        &self,
+        key: u128,
+        credential: &Credential,
+    ) -> Result<Principal, Rejection> {
+        let cached = self.load(key, credential).await?;
+        self.answer(key, cached)
+    }
+
+    fn answer(&self, key: u128, cached: Cached) -> Result<Principal, Rejection> {
+        let inner = &*self.0;
         match cached {
             Cached::Valid(principal) => {
                 // A cached principal is re-checked against the clock on every hit.
