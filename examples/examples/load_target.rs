@@ -2,8 +2,9 @@
 //! once behind the whole Portcullis stack and once bare, with an in-process development issuer (a fresh P-256
 //! key, its JWKS on loopback) that signs one access token for the run.
 //!
-//! The bare server puts a fixed `AuthContext` into each request instead of running the stack, so both run the same
-//! handlers; the difference in throughput is the stack.
+//! The bare server puts a fixed `AuthContext` into each request instead of running the stack (the same identity
+//! the stack derives from the token), so both run the same handlers on the same data; the difference in
+//! throughput is the stack.
 //!
 //! `cargo run --release -p portcullis-examples --example load_target` prints `STACK_URL=`, `BARE_URL=` and
 //! `TOKEN=` lines, then serves until killed.
@@ -17,7 +18,7 @@ use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use portcullis::core::{AuthContext, AuthMethod, Principal, UserProfile};
+use portcullis::core::{AuthContext, AuthMethod, Principal, ScopeList, SiteId, UserProfile};
 use portcullis_examples::{Settings, axum_mcp};
 use tokio::net::TcpListener;
 
@@ -60,12 +61,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(pkcs8.as_ref()))?;
 
     let stack = axum_mcp::app(&portcullis);
-    let context = AuthContext::new(
-        Principal::builder(AuthMethod::OAuth, "load-user").verified(),
-        None,
-        UserProfile::new("load-user"),
-        Vec::new(),
-    );
+    // The principal the stack makes of the token, so that both handlers serialise the same identity.
+    let principal = Principal::builder(AuthMethod::OAuth, "load-user")
+        .with_issuer(issuer.as_str())
+        .with_scopes(ScopeList::parse("mcp:read mcp:write")?)
+        .with_client_id("load-client")
+        .with_site_grants([SiteId::parse("site-a")?])
+        .verified();
+    let context = AuthContext::new(principal, None, UserProfile::new("load-user"), Vec::new());
     let bare = axum_mcp::routes(&portcullis).layer(tower::util::MapRequestLayer::new(
         move |mut req: http::Request<axum::body::Body>| {
             req.extensions_mut().insert(context.clone());

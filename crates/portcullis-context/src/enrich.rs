@@ -1,8 +1,6 @@
 //! [`EnrichContextLayer`]: the principal and its site to an [`AuthContext`], and the request made safe to forward.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -10,10 +8,10 @@ use std::time::Duration;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue, PROXY_AUTHORIZATION};
 use http::{HeaderMap, Request, Response};
 use portcullis_core::{
-    AuthContext, Challenge, ConfigError, Credential, Principal, Product, Protocol, Rejection,
-    RejectionKind, ResponseBody, Site, UserProfile,
+    AuthContext, AuthMethod, Challenge, ConfigError, Credential, LookupFuture, Principal, Product,
+    Protocol, Rejection, RejectionKind, ResponseBody, Site, UserProfile,
 };
-use portcullis_lookup::ExpiringCache;
+use portcullis_lookup::{Equivalent, ExpiringCache};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -33,7 +31,7 @@ pub struct EnrichContextLayer {
 struct Shared {
     challenge: Challenge,
     source: Arc<dyn ResolveContext>,
-    cache: ExpiringCache<String, SharedParts>,
+    cache: ExpiringCache<ContextKey, SharedParts>,
     ttl: Duration,
     forwarding: Option<Forwarding>,
 }
@@ -163,9 +161,9 @@ impl<S: fmt::Debug> fmt::Debug for EnrichContext<S> {
     }
 }
 
-/// Response future of [`EnrichContext`]; boxed, because a context may have to be looked up.
-pub type ResponseFuture<B, E> =
-    Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
+/// Response future of [`EnrichContext`]: a cached context is added without waiting and the inner future is
+/// polled in place; only a lookup is boxed.
+pub type ResponseFuture<F, B, E> = LookupFuture<F, B, E>;
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for EnrichContext<S>
 where
@@ -176,35 +174,43 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<ResBody, S::Error>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        req.extensions_mut().remove::<AuthContext>();
+        let Some(principal) = req.extensions().get::<Principal>().cloned() else {
+            let rejection = Rejection::new(RejectionKind::MissingCredential);
+            let protocol = Protocol::detect(req.headers());
+            return LookupFuture::ready(self.shared.challenge.respond(rejection, protocol));
+        };
+        let site = req.extensions().get::<Site>().cloned();
+        let cached = self
+            .shared
+            .cache
+            .get(&ContextKeyRef::new(&principal, site.as_ref()));
+        if let Some(parts) = cached {
+            return LookupFuture::inner(enter(
+                &self.shared,
+                &mut self.inner,
+                req,
+                principal,
+                site,
+                parts,
+            ));
+        }
+
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
-        Box::pin(async move {
-            let protocol = Protocol::detect(req.headers());
-            req.extensions_mut().remove::<AuthContext>();
-            let Some(principal) = req.extensions().get::<Principal>().cloned() else {
-                return Ok(shared
-                    .challenge
-                    .respond(Rejection::new(RejectionKind::MissingCredential), protocol));
-            };
-            let site = req.extensions().get::<Site>().cloned();
+        LookupFuture::waiting(Box::pin(async move {
             // Taken out for the lookup (a source may ask the issuer with it) and put back after: the request body
             // need not be `Sync`, and nothing is copied.
             let credential = req.extensions_mut().remove::<Credential>();
-            let key = format!(
-                "{}\0{}\0{}\0{}",
-                principal.method(),
-                principal.issuer().unwrap_or_default(),
-                principal.subject(),
-                site.as_ref().map(|s| s.id().as_str()).unwrap_or_default(),
-            );
+            let key = ContextKey::new(&principal, site.as_ref());
             let parts = shared
                 .cache
                 .get_or_load(key, async {
@@ -221,31 +227,90 @@ where
             if let Some(credential) = credential {
                 req.extensions_mut().insert(credential);
             }
-            let parts = match parts {
-                Ok(parts) => parts,
-                Err(_) => {
-                    tracing::debug!(
-                        target: "portcullis::context",
-                        outcome = "unavailable",
-                        path = req.uri().path(),
-                    );
-                    return Ok(shared.challenge.respond(
-                        Rejection::new(RejectionKind::TemporarilyUnavailable),
-                        protocol,
-                    ));
-                }
+            let Ok(parts) = parts else {
+                tracing::debug!(
+                    target: "portcullis::context",
+                    outcome = "unavailable",
+                    path = req.uri().path(),
+                );
+                let rejection = Rejection::new(RejectionKind::TemporarilyUnavailable);
+                let protocol = Protocol::detect(req.headers());
+                return Ok(shared.challenge.respond(rejection, protocol));
             };
-            if let Some(forwarding) = &shared.forwarding {
-                prepare_for_forwarding(req.headers_mut(), forwarding, &principal, site.as_ref());
-            }
-            let (user, products) = parts;
-            let context = AuthContext::from_shared(principal, site, user, products);
-            req.extensions_mut().insert(context);
-            inner
-                .call(req)
+            enter(&shared, &mut inner, req, principal, site, parts)
                 .await
                 .map(|response| response.map(ResponseBody::new))
-        })
+        }))
+    }
+}
+
+/// Puts the context on the request (and prepares it for forwarding) and calls the inner service.
+fn enter<S, ReqBody>(
+    shared: &Shared,
+    inner: &mut S,
+    mut req: Request<ReqBody>,
+    principal: Principal,
+    site: Option<Site>,
+    (user, products): SharedParts,
+) -> S::Future
+where
+    S: Service<Request<ReqBody>>,
+{
+    if let Some(forwarding) = &shared.forwarding {
+        prepare_for_forwarding(req.headers_mut(), forwarding, &principal, site.as_ref());
+    }
+    let context = AuthContext::from_shared(principal, site, user, products);
+    req.extensions_mut().insert(context);
+    inner.call(req)
+}
+
+/// The cache key of a context: who (method, issuer, subject) on which site.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ContextKey {
+    method: AuthMethod,
+    issuer: Option<Box<str>>,
+    subject: Box<str>,
+    site: Option<Box<str>>,
+}
+
+impl ContextKey {
+    fn new(principal: &Principal, site: Option<&Site>) -> Self {
+        Self {
+            method: principal.method(),
+            issuer: principal.issuer().map(Box::from),
+            subject: principal.subject().into(),
+            site: site.map(|site| site.id().as_str().into()),
+        }
+    }
+}
+
+/// A [`ContextKey`] borrowed from the request, for lookups that allocate nothing. Its fields hash exactly as the
+/// owned key's do (`Box<str>` hashes as `str`).
+#[derive(Hash)]
+struct ContextKeyRef<'a> {
+    method: AuthMethod,
+    issuer: Option<&'a str>,
+    subject: &'a str,
+    site: Option<&'a str>,
+}
+
+impl<'a> ContextKeyRef<'a> {
+    fn new(principal: &'a Principal, site: Option<&'a Site>) -> Self {
+        Self {
+            method: principal.method(),
+            issuer: principal.issuer(),
+            subject: principal.subject(),
+            site: site.map(|site| site.id().as_str()),
+        }
+    }
+}
+
+impl Equivalent<ContextKey> for ContextKeyRef<'_> {
+    fn equivalent(&self, key: &ContextKey) -> bool {
+        self.method == key.method
+            && self.issuer == key.issuer.as_deref()
+            && self.subject == &*key.subject
+            && self.site == key.site.as_deref()
     }
 }
 
@@ -312,4 +377,58 @@ fn header_value(value: &str) -> Option<HeaderValue> {
     }
     let encoded: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
     HeaderValue::from_str(&encoded).ok()
+}
+
+#[cfg(test)]
+mod key_tests {
+    use std::hash::{BuildHasher, RandomState};
+
+    use portcullis_core::SiteId;
+
+    use super::*;
+
+    /// The borrowed key finds exactly the owned key of the same principal and site, and hashes the same.
+    #[test]
+    fn borrowed_keys_match_owned_keys_exactly() {
+        let principal = |method, issuer: Option<&str>, subject: &str| {
+            let builder = Principal::builder(method, subject);
+            match issuer {
+                Some(issuer) => builder.with_issuer(issuer).verified(),
+                None => builder.verified(),
+            }
+        };
+        let principals = [
+            principal(AuthMethod::OAuth, Some("https://a.example"), "u1"),
+            principal(AuthMethod::OAuth, Some("https://b.example"), "u1"),
+            principal(AuthMethod::OAuth, None, "u1"),
+            principal(AuthMethod::OAuth, Some("https://a.example"), "u2"),
+            principal(
+                AuthMethod::PersonalApiToken,
+                Some("https://a.example"),
+                "u1",
+            ),
+            principal(AuthMethod::ServiceAccountKey, None, "u1"),
+            // Field boundaries: the same characters split differently are different keys.
+            principal(AuthMethod::OAuth, Some("https://a.example\0u"), "1"),
+        ];
+        let site_a = Site::new(SiteId::parse("site-a").expect("id"));
+        let site_b = Site::new(SiteId::parse("site-b").expect("id"));
+        let sites = [None, Some(&site_a), Some(&site_b)];
+        let hasher = RandomState::new();
+        for (i, p) in principals.iter().enumerate() {
+            for (j, s) in sites.iter().enumerate() {
+                let owned = ContextKey::new(p, *s);
+                for (k, q) in principals.iter().enumerate() {
+                    for (l, t) in sites.iter().enumerate() {
+                        let borrowed = ContextKeyRef::new(q, *t);
+                        let same = i == k && j == l;
+                        assert_eq!(borrowed.equivalent(&owned), same, "{i}/{j} vs {k}/{l}");
+                        if same {
+                            assert_eq!(hasher.hash_one(&borrowed), hasher.hash_one(&owned));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

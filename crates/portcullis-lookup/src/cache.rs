@@ -7,6 +7,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use quick_cache::Equivalent;
 use tokio::sync::OnceCell;
 
 /// A bounded cache whose entries each expire after their own time to live.
@@ -70,8 +71,12 @@ where
         }
     }
 
-    /// The cached value, if present and not expired.
-    pub fn get(&self, key: &K) -> Option<V> {
+    /// The cached value, if present and not expired. `key` may be a borrowed form of the key type (see
+    /// [`Equivalent`]): a lookup need not build an owned key.
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
         let entry = self.shared.entries.get(key)?;
         let now = Instant::now();
         if entry.expires > now {

@@ -35,3 +35,5 @@ mod fetch;
 
 pub use cache::{ExpiringCache, LoadFailed};
 pub use fetch::{FetchError, Fetched, HttpFetcher};
+/// A borrowed form of a cache key, for [`ExpiringCache::get`] (re-exported from quick_cache).
+pub use quick_cache::Equivalent;

@@ -1,9 +1,9 @@
 //! [`BindSiteLayer`]: which site a request targets, and whether the principal may use it.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::future::Future as _;
+use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,8 +12,8 @@ use http::{HeaderMap, HeaderName, Request, Response, request};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use portcullis_core::{
-    AccessibleSites, Challenge, ConfigError, JsonRpcCall, Principal, Protocol, Rejection,
-    RejectionKind, ResponseBody, Site, SiteId,
+    AccessibleSites, Challenge, ConfigError, JsonRpcCall, LookupFuture, Principal, Protocol,
+    Rejection, RejectionKind, ResponseBody, Site, SiteId,
 };
 use portcullis_lookup::ExpiringCache;
 use tower_layer::Layer;
@@ -231,9 +231,9 @@ pub struct BindSite<S> {
     config: Arc<Config>,
 }
 
-/// Response future of [`BindSite`]: the body may have to be read first, so it is boxed.
-pub type ResponseFuture<B, E> =
-    Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
+/// Response future of [`BindSite`]: a request whose site is decided from what is at hand (no body to read, the
+/// lookups cached) polls the inner future in place; reading a body or waiting for a lookup is boxed.
+pub type ResponseFuture<F, B, E> = LookupFuture<F, B, E>;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -247,94 +247,192 @@ where
 {
     type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<ResBody, S::Error>;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let config = &*self.config;
+        let protocol = Protocol::detect(req.headers());
+        let (mut parts, body) = req.into_parts();
+        let mut named = Vec::new();
+        if let Err(kind) = prepare(config, &mut parts, protocol, &mut named) {
+            return LookupFuture::ready(refuse(config, &parts, kind, protocol));
+        }
+        let reads_body = config.plan.is_some() && !body.is_end_stream();
+        if !reads_body {
+            // Everything is at hand unless a lookup misses its cache: decide from the caches alone, without
+            // starting any lookup; a decision that would have to wait is made again on the boxed path.
+            let decided = {
+                let decide = pin!(decide(config, &mut parts, &named, Mode::CachedOnly));
+                decide.poll(&mut Context::from_waker(Waker::noop()))
+            };
+            match decided {
+                Poll::Ready(Ok(())) => {
+                    let req = Request::from_parts(parts, SiteBody::new(body));
+                    return LookupFuture::inner(self.inner.call(req));
+                }
+                Poll::Ready(Err(Undecided::Refused(kind))) => {
+                    return LookupFuture::ready(refuse(config, &parts, kind, protocol));
+                }
+                // Never `Pending`: nothing waits in this mode. Either way, the boxed path decides.
+                Poll::Ready(Err(Undecided::WouldWait)) | Poll::Pending => {}
+            }
+        }
+
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = Arc::clone(&self.config);
-        Box::pin(async move {
-            let protocol = Protocol::detect(req.headers());
-            match bind(&config, req, protocol).await {
-                Ok(req) => inner
-                    .call(req)
-                    .await
-                    .map(|response| response.map(ResponseBody::new)),
-                Err((rejection, path)) => {
-                    tracing::debug!(
-                        target: "portcullis::site",
-                        outcome = "rejected",
-                        reason = rejection.kind().code(),
-                        path = path.as_str(),
-                    );
-                    Ok(config.challenge.respond(rejection, protocol))
+        LookupFuture::waiting(Box::pin(async move {
+            let body = match &config.plan {
+                Some(plan) if reads_body => {
+                    match read_body(&config, plan, &parts.headers, body, &mut named).await {
+                        Ok((bytes, call)) => {
+                            if let Some(call) = call {
+                                parts.extensions.insert(call);
+                            }
+                            SiteBody::full(bytes)
+                        }
+                        Err(kind) => return Ok(refuse(&config, &parts, kind, protocol)),
+                    }
+                }
+                _ => SiteBody::new(body),
+            };
+            match decide(&config, &mut parts, &named, Mode::Load).await {
+                Ok(()) => {}
+                Err(Undecided::Refused(kind)) => {
+                    return Ok(refuse(&config, &parts, kind, protocol));
+                }
+                Err(Undecided::WouldWait) => {
+                    // Not produced when loading is allowed; refused rather than let through.
+                    let kind = RejectionKind::TemporarilyUnavailable;
+                    return Ok(refuse(&config, &parts, kind, protocol));
                 }
             }
-        })
+            inner
+                .call(Request::from_parts(parts, body))
+                .await
+                .map(|response| response.map(ResponseBody::new))
+        }))
     }
 }
 
-type Refusal = (Rejection, String);
-
-async fn bind<B>(
+/// The refusal of a request, logged with its path.
+fn refuse<B>(
     config: &Config,
-    req: Request<B>,
+    parts: &request::Parts,
+    kind: RejectionKind,
     protocol: Protocol,
-) -> Result<Request<SiteBody<B>>, Refusal>
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    let (mut parts, body) = req.into_parts();
-    let path = parts.uri.path().to_owned();
-    let refuse = |kind: RejectionKind| (Rejection::new(kind), path.clone());
+) -> Response<ResponseBody<B>> {
+    let rejection = Rejection::new(kind);
+    tracing::debug!(
+        target: "portcullis::site",
+        outcome = "rejected",
+        reason = rejection.kind().code(),
+        path = parts.uri.path(),
+    );
+    config.challenge.respond(rejection, protocol)
+}
+
+/// What needs neither the body nor a lookup: planted extensions removed, a principal present, the path
+/// unambiguous, and the sites named by the path, headers and query collected.
+fn prepare(
+    config: &Config,
+    parts: &mut request::Parts,
+    protocol: Protocol,
+    named: &mut Vec<String>,
+) -> Result<(), RejectionKind> {
     parts.extensions.remove::<Site>();
     parts.extensions.remove::<AccessibleSites>();
     parts.extensions.remove::<JsonRpcCall>();
-    let Some(principal) = parts.extensions.get::<Principal>().cloned() else {
-        return Err(refuse(RejectionKind::MissingCredential));
-    };
-
-    if !config.templates.is_empty() && is_ambiguous_path(parts.uri.path()) {
-        return Err(refuse(RejectionKind::InvalidRequest));
+    if parts.extensions.get::<Principal>().is_none() {
+        return Err(RejectionKind::MissingCredential);
     }
-    let mut named: Vec<String> = Vec::new();
-    sources(config, &parts, &mut named).map_err(refuse)?;
+    if !config.templates.is_empty() && is_ambiguous_path(parts.uri.path()) {
+        return Err(RejectionKind::InvalidRequest);
+    }
+    sources(config, parts, named)?;
+    // A route that reads JSON-RPC bodies does not take gRPC: a JSON-RPC body labelled gRPC would otherwise go
+    // unread to an application that may not check the label. gRPC services use `without_body()`.
+    if config.plan.is_some() && protocol == Protocol::Grpc {
+        return Err(RejectionKind::InvalidRequest);
+    }
+    Ok(())
+}
 
-    let body = match &config.plan {
-        // A route that reads JSON-RPC bodies does not take gRPC: a JSON-RPC body labelled gRPC would otherwise
-        // go unread to an application that may not check the label. gRPC services use `without_body()`.
-        Some(_) if protocol == Protocol::Grpc => return Err(refuse(RejectionKind::InvalidRequest)),
-        Some(plan) if !body.is_end_stream() => {
-            let (bytes, call) = read_body(config, plan, &parts.headers, body, &mut named)
-                .await
-                .map_err(refuse)?;
-            if let Some(call) = call {
-                parts.extensions.insert(call);
-            }
-            SiteBody::full(bytes)
-        }
-        _ => SiteBody::new(body),
+/// Whether [`decide`] may start lookups or must answer from the caches alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Caches only: a miss is [`Undecided::WouldWait`], and nothing is asked of a source.
+    CachedOnly,
+    /// Misses are loaded.
+    Load,
+}
+
+/// Why [`decide`] did not bind.
+#[derive(Debug)]
+enum Undecided {
+    Refused(RejectionKind),
+    /// A lookup missed its cache in [`Mode::CachedOnly`].
+    WouldWait,
+}
+
+impl From<RejectionKind> for Undecided {
+    fn from(kind: RejectionKind) -> Self {
+        Self::Refused(kind)
+    }
+}
+
+/// A lookup through `cache`: in [`Mode::Load`] a miss runs `load` (`Err(Some(()))` when it fails); in
+/// [`Mode::CachedOnly`] a miss is `Err(None)` and `load` is never run.
+async fn lookup<K, V, F, E>(
+    cache: &ExpiringCache<K, V>,
+    mode: Mode,
+    key: K,
+    load: F,
+) -> Result<V, Option<()>>
+where
+    K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    F: Future<Output = Result<(V, Duration), E>>,
+{
+    match mode {
+        Mode::CachedOnly => cache.get(&key).ok_or(None),
+        Mode::Load => cache.get_or_load(key, load).await.map_err(|_| Some(())),
+    }
+}
+
+/// Binds the request to the one site it names, if the principal may use it, and puts the site and the
+/// principal's sites on the request. Nothing is put on the request unless the answer is `Ok`.
+async fn decide(
+    config: &Config,
+    parts: &mut request::Parts,
+    named: &[String],
+    mode: Mode,
+) -> Result<(), Undecided> {
+    let Some(principal) = parts.extensions.get::<Principal>().cloned() else {
+        return Err(RejectionKind::MissingCredential.into());
     };
-
     let mut site_id: Option<SiteId> = None;
-    for value in &named {
-        let id = resolve_named(config, value).await.map_err(refuse)?;
+    for value in named {
+        let id = resolve_named(config, value, mode).await?;
         match &site_id {
             Some(existing) if *existing != id => {
-                return Err(refuse(RejectionKind::ConflictingSites));
+                return Err(RejectionKind::ConflictingSites.into());
             }
             _ => site_id = Some(id),
         }
     }
 
-    let grants = grants_of(config, &principal).await;
+    let grants = match grants_of(config, &principal, mode).await {
+        Err(None) => return Err(Undecided::WouldWait),
+        Err(Some(())) => Err(()),
+        Ok(grants) => Ok(grants),
+    };
     match site_id {
-        None if config.require_site => return Err(refuse(RejectionKind::SiteRequired)),
+        None if config.require_site => return Err(RejectionKind::SiteRequired.into()),
         None => {
             // Unbound: the grants are a convenience for the application, so a failed lookup does not refuse.
             if let Ok(Some(sites)) = grants {
@@ -344,24 +442,24 @@ where
         Some(id) => {
             let sites = match grants {
                 Ok(Some(sites)) => sites,
-                Ok(None) => return Err(refuse(RejectionKind::SiteNotGranted)),
-                Err(()) => return Err(refuse(RejectionKind::TemporarilyUnavailable)),
+                Ok(None) => return Err(RejectionKind::SiteNotGranted.into()),
+                Err(()) => return Err(RejectionKind::TemporarilyUnavailable.into()),
             };
             let Some(granted) = sites.iter().find(|site| *site.id() == id) else {
-                return Err(refuse(RejectionKind::SiteNotGranted));
+                return Err(RejectionKind::SiteNotGranted.into());
             };
-            let site = metadata(config, granted).await.map_err(refuse)?;
+            let site = metadata(config, granted, mode).await?;
             tracing::debug!(
                 target: "portcullis::site",
                 outcome = "bound",
                 site = %site.id(),
-                path = path.as_str(),
+                path = parts.uri.path(),
             );
             parts.extensions.insert(site);
             parts.extensions.insert(AccessibleSites::new(sites));
         }
     }
-    Ok(Request::from_parts(parts, body))
+    Ok(())
 }
 
 /// The site values named by the path, headers and query. Several values in one header or parameter are refused.
@@ -475,30 +573,31 @@ where
 }
 
 /// A named site, as an id: directly, or through the directory when it is a URL.
-async fn resolve_named(config: &Config, value: &str) -> Result<SiteId, RejectionKind> {
+async fn resolve_named(config: &Config, value: &str, mode: Mode) -> Result<SiteId, Undecided> {
     let lower = value
         .get(..8)
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
     if !(lower.starts_with("https://") || lower.starts_with("http://")) {
-        return SiteId::parse(value).map_err(|_| RejectionKind::InvalidRequest);
+        return SiteId::parse(value).map_err(|_| RejectionKind::InvalidRequest.into());
     }
     let host = url_host(value).ok_or(RejectionKind::InvalidRequest)?;
     let Some(directory) = &config.directory else {
-        return Err(RejectionKind::SiteNotGranted);
+        return Err(RejectionKind::SiteNotGranted.into());
     };
-    let site = config
-        .host_cache
-        .get_or_load(host.clone(), async {
-            directory
-                .resolve_host(&host)
-                .await
-                .map(|site| (site, config.lookup_ttl))
-        })
-        .await
-        .map_err(|_| RejectionKind::TemporarilyUnavailable)?;
+    let site = lookup(&config.host_cache, mode, host.clone(), async {
+        directory
+            .resolve_host(&host)
+            .await
+            .map(|site| (site, config.lookup_ttl))
+    })
+    .await
+    .map_err(|failed| match failed {
+        Some(()) => Undecided::Refused(RejectionKind::TemporarilyUnavailable),
+        None => Undecided::WouldWait,
+    })?;
     site.map(|site| site.id().clone())
-        .ok_or(RejectionKind::SiteNotGranted)
+        .ok_or(RejectionKind::SiteNotGranted.into())
 }
 
 /// The host of a site URL named in a request: no user info, no port, no trailing dot, not empty; lower case.
@@ -519,8 +618,13 @@ fn url_host(value: &str) -> Option<String> {
     Some(host.to_ascii_lowercase())
 }
 
-/// The principal's grants: from its credential, or from the grants source (cached). `Ok(None)`: none known.
-async fn grants_of(config: &Config, principal: &Principal) -> Result<Option<Arc<[Site]>>, ()> {
+/// The principal's grants: from its credential, or from the grants source (cached). `Ok(None)`: none known;
+/// errors as [`lookup`]'s.
+async fn grants_of(
+    config: &Config,
+    principal: &Principal,
+    mode: Mode,
+) -> Result<Option<Arc<[Site]>>, Option<()>> {
     if let Some(ids) = principal.site_grants() {
         return Ok(Some(ids.iter().cloned().map(Site::new).collect()));
     }
@@ -533,22 +637,19 @@ async fn grants_of(config: &Config, principal: &Principal) -> Result<Option<Arc<
         principal.issuer().unwrap_or_default(),
         principal.subject()
     );
-    config
-        .grants_cache
-        .get_or_load(key, async {
-            source
-                .grants(principal)
-                .await
-                .map(|sites| (Arc::from(sites), config.lookup_ttl))
-        })
-        .await
-        .map(Some)
-        .map_err(|_| ())
+    lookup(&config.grants_cache, mode, key, async {
+        source
+            .grants(principal)
+            .await
+            .map(|sites| (Arc::from(sites), config.lookup_ttl))
+    })
+    .await
+    .map(Some)
 }
 
 /// The bound site with its metadata: what the grant said, completed from the directory when it lacks the URL or
 /// the organization.
-async fn metadata(config: &Config, granted: &Site) -> Result<Site, RejectionKind> {
+async fn metadata(config: &Config, granted: &Site, mode: Mode) -> Result<Site, Undecided> {
     if granted.organization().is_some() && granted.url().is_some() {
         return Ok(granted.clone());
     }
@@ -556,16 +657,17 @@ async fn metadata(config: &Config, granted: &Site) -> Result<Site, RejectionKind
         return Ok(granted.clone());
     };
     let id = granted.id().clone();
-    let found = config
-        .site_cache
-        .get_or_load(id.clone(), async {
-            directory
-                .resolve(&id)
-                .await
-                .map(|site| (site, config.lookup_ttl))
-        })
-        .await
-        .map_err(|_| RejectionKind::TemporarilyUnavailable)?;
+    let found = lookup(&config.site_cache, mode, id.clone(), async {
+        directory
+            .resolve(&id)
+            .await
+            .map(|site| (site, config.lookup_ttl))
+    })
+    .await
+    .map_err(|failed| match failed {
+        Some(()) => Undecided::Refused(RejectionKind::TemporarilyUnavailable),
+        None => Undecided::WouldWait,
+    })?;
     Ok(found.unwrap_or_else(|| granted.clone()))
 }
 
