@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::{OrgId, ScopeList, SiteId};
+use crate::{AccessibleSites, OrgId, ScopeList, Site, SiteId};
 
 /// How a principal authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -62,6 +62,8 @@ struct Inner {
     organization: Option<OrgId>,
     scopes: ScopeList,
     site_grants: Option<Arc<[SiteId]>>,
+    /// The same grants as sites, built once: every request of the principal puts them on the request.
+    granted_sites: Option<AccessibleSites>,
     expires_at: Option<SystemTime>,
 }
 
@@ -77,6 +79,7 @@ impl Principal {
                 organization: None,
                 scopes: ScopeList::default(),
                 site_grants: None,
+                granted_sites: None,
                 expires_at: None,
             },
         }
@@ -123,6 +126,13 @@ impl Principal {
     #[must_use]
     pub fn site_grants(&self) -> Option<&[SiteId]> {
         self.0.site_grants.as_deref()
+    }
+
+    /// The same grants as [`AccessibleSites`] (sites known by id only), built once per principal: cloning it is
+    /// a reference count.
+    #[must_use]
+    pub fn granted_sites(&self) -> Option<&AccessibleSites> {
+        self.0.granted_sites.as_ref()
     }
 
     /// When the credential stops being valid.
@@ -180,7 +190,10 @@ impl PrincipalBuilder {
 
     /// The sites the credential was granted for.
     pub fn with_site_grants(mut self, sites: impl IntoIterator<Item = SiteId>) -> Self {
-        self.inner.site_grants = Some(sites.into_iter().collect());
+        let ids: Arc<[SiteId]> = sites.into_iter().collect();
+        let sites: Arc<[Site]> = ids.iter().cloned().map(Site::new).collect();
+        self.inner.granted_sites = Some(AccessibleSites::new(sites));
+        self.inner.site_grants = Some(ids);
         self
     }
 

@@ -1,17 +1,14 @@
 //! [`GateApiTokensLayer`]: API tokens only where the organization's admin enabled them.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
-use pin_project_lite::pin_project;
 use portcullis_core::{
-    AuthMethod, Challenge, OrgId, Principal, Protocol, Rejection, RejectionKind, ResponseBody,
-    ResponseFuture, Site,
+    AuthMethod, Challenge, LookupFuture, OrgId, Principal, Protocol, Rejection, RejectionKind,
+    ResponseBody, Site,
 };
 use portcullis_lookup::ExpiringCache;
 use tower_layer::Layer;
@@ -96,43 +93,9 @@ impl<S: fmt::Debug> fmt::Debug for GateApiTokens<S> {
     }
 }
 
-pin_project! {
-    /// Response future of [`GateApiTokens`]: direct for OAuth principals, boxed when a policy must be looked up.
-    pub struct GateFuture<F, B, E> {
-        #[pin]
-        kind: Kind<F, B, E>,
-    }
-}
-
-type Boxed<B, E> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody<B>>, E>> + Send>>;
-
-pin_project! {
-    #[project = KindProj]
-    enum Kind<F, B, E> {
-        Direct { #[pin] future: ResponseFuture<F, B> },
-        Lookup { future: Boxed<B, E> },
-    }
-}
-
-impl<F, B, E> Future for GateFuture<F, B, E>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
-    type Output = Result<Response<ResponseBody<B>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            KindProj::Direct { future } => future.poll(cx),
-            KindProj::Lookup { future } => Poll::Ready(ready!(future.as_mut().poll(cx))),
-        }
-    }
-}
-
-impl<F, B, E> fmt::Debug for GateFuture<F, B, E> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("GateFuture")
-    }
-}
+/// Response future of [`GateApiTokens`]: OAuth principals and cached policies are decided without waiting;
+/// only a policy lookup is boxed.
+pub type GateFuture<F, B, E> = LookupFuture<F, B, E>;
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for GateApiTokens<S>
 where
@@ -151,24 +114,16 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let protocol = Protocol::detect(req.headers());
-        let reject = |shared: &Shared, kind| GateFuture {
-            kind: Kind::Direct {
-                future: ResponseFuture::rejected(
-                    shared.challenge.respond(Rejection::new(kind), protocol),
-                ),
-            },
+        let reject = |shared: &Shared, req: &Request<ReqBody>, kind| {
+            let protocol = Protocol::detect(req.headers());
+            LookupFuture::ready(shared.challenge.respond(Rejection::new(kind), protocol))
         };
         let Some(principal) = req.extensions().get::<Principal>() else {
-            return reject(&self.shared, RejectionKind::MissingCredential);
+            return reject(&self.shared, &req, RejectionKind::MissingCredential);
         };
         let method = principal.method();
         if !method.is_api_token() {
-            return GateFuture {
-                kind: Kind::Direct {
-                    future: ResponseFuture::inner(self.inner.call(req)),
-                },
-            };
+            return LookupFuture::inner(self.inner.call(req));
         }
         // The organization that owns the bound site; with no site, the principal's own.
         let organization = match req.extensions().get::<Site>() {
@@ -177,52 +132,61 @@ where
         };
         let Some(organization) = organization else {
             tracing::debug!(target: "portcullis::policy", method = method.as_str(), outcome = "denied", reason = "no_organization");
-            return reject(&self.shared, RejectionKind::ApiTokensDisabled);
+            return reject(&self.shared, &req, RejectionKind::ApiTokensDisabled);
         };
+        if let Some(policy) = self.shared.cache.get(&organization) {
+            return if decide(&req, method, Ok(&policy)) {
+                LookupFuture::inner(self.inner.call(req))
+            } else {
+                reject(&self.shared, &req, RejectionKind::ApiTokensDisabled)
+            };
+        }
         let shared = Arc::clone(&self.shared);
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        GateFuture {
-            kind: Kind::Lookup {
-                future: Box::pin(async move {
-                    let policy = shared
-                        .cache
-                        .get_or_load(organization.clone(), async {
-                            shared
-                                .source
-                                .policy(&organization)
-                                .await
-                                .map(|policy| (policy, shared.ttl))
-                        })
-                        .await;
-                    let allowed = match (&policy, method) {
-                        (Ok(Some(policy)), AuthMethod::PersonalApiToken) => {
-                            policy.personal_api_tokens
-                        }
-                        (Ok(Some(policy)), AuthMethod::ServiceAccountKey) => {
-                            policy.service_account_keys
-                        }
-                        _ => false,
-                    };
-                    tracing::debug!(
-                        target: "portcullis::policy",
-                        method = method.as_str(),
-                        outcome = if allowed { "allowed" } else { "denied" },
-                        lookup_failed = policy.is_err(),
-                        path = req.uri().path(),
-                    );
-                    if allowed {
-                        inner
-                            .call(req)
-                            .await
-                            .map(|response| response.map(ResponseBody::new))
-                    } else {
-                        Ok(shared
-                            .challenge
-                            .respond(Rejection::new(RejectionKind::ApiTokensDisabled), protocol))
-                    }
-                }),
-            },
-        }
+        LookupFuture::waiting(Box::pin(async move {
+            let policy = shared
+                .cache
+                .get_or_load(organization.clone(), async {
+                    shared
+                        .source
+                        .policy(&organization)
+                        .await
+                        .map(|policy| (policy, shared.ttl))
+                })
+                .await;
+            if decide(&req, method, policy.as_ref().map_err(|_| ())) {
+                inner
+                    .call(req)
+                    .await
+                    .map(|response| response.map(ResponseBody::new))
+            } else {
+                let protocol = Protocol::detect(req.headers());
+                Ok(shared
+                    .challenge
+                    .respond(Rejection::new(RejectionKind::ApiTokensDisabled), protocol))
+            }
+        }))
     }
+}
+
+/// Whether the organization's policy (`Err` when it could not be had) lets this kind of API token in; logged.
+fn decide<ReqBody>(
+    req: &Request<ReqBody>,
+    method: AuthMethod,
+    policy: Result<&Option<ApiTokenPolicy>, ()>,
+) -> bool {
+    let allowed = match (policy, method) {
+        (Ok(Some(policy)), AuthMethod::PersonalApiToken) => policy.personal_api_tokens,
+        (Ok(Some(policy)), AuthMethod::ServiceAccountKey) => policy.service_account_keys,
+        _ => false,
+    };
+    tracing::debug!(
+        target: "portcullis::policy",
+        method = method.as_str(),
+        outcome = if allowed { "allowed" } else { "denied" },
+        lookup_failed = policy.is_err(),
+        path = req.uri().path(),
+    );
+    allowed
 }

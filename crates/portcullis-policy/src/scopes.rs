@@ -146,13 +146,11 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let config = &self.config;
-        let protocol = Protocol::detect(req.headers());
         let Some(principal) = req.extensions().get::<Principal>() else {
-            return ResponseFuture::rejected(
-                config
-                    .challenge
-                    .respond(Rejection::new(RejectionKind::MissingCredential), protocol),
-            );
+            return ResponseFuture::rejected(config.challenge.respond(
+                Rejection::new(RejectionKind::MissingCredential),
+                Protocol::detect(req.headers()),
+            ));
         };
         let path = req.uri().path();
         let mut required: Vec<&str> = config
@@ -174,13 +172,14 @@ where
                     );
                 }
                 Some(_) => {}
-                None if !req.body().is_end_stream() && protocol == Protocol::Http => {
+                None if !req.body().is_end_stream()
+                    && Protocol::detect(req.headers()) == Protocol::Http =>
+                {
                     tracing::debug!(target: "portcullis::policy", outcome = "denied", reason = "tool_unknown", path);
-                    return ResponseFuture::rejected(
-                        config
-                            .challenge
-                            .respond(Rejection::new(RejectionKind::Forbidden), protocol),
-                    );
+                    return ResponseFuture::rejected(config.challenge.respond(
+                        Rejection::new(RejectionKind::Forbidden),
+                        Protocol::detect(req.headers()),
+                    ));
                 }
                 None => {}
             }
@@ -199,10 +198,9 @@ where
             needed = needed.as_str(),
             path,
         );
-        ResponseFuture::rejected(
-            config
-                .challenge
-                .respond(Rejection::insufficient_scope(needed), protocol),
-        )
+        ResponseFuture::rejected(config.challenge.respond(
+            Rejection::insufficient_scope(needed),
+            Protocol::detect(req.headers()),
+        ))
     }
 }

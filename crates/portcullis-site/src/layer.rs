@@ -255,11 +255,10 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let config = &*self.config;
-        let protocol = Protocol::detect(req.headers());
         let (mut parts, body) = req.into_parts();
         let mut named = Vec::new();
-        if let Err(kind) = prepare(config, &mut parts, protocol, &mut named) {
-            return LookupFuture::ready(refuse(config, &parts, kind, protocol));
+        if let Err(kind) = prepare(config, &mut parts, &mut named) {
+            return LookupFuture::ready(refuse(config, &parts, kind));
         }
         let reads_body = config.plan.is_some() && !body.is_end_stream();
         if !reads_body {
@@ -275,7 +274,7 @@ where
                     return LookupFuture::inner(self.inner.call(req));
                 }
                 Poll::Ready(Err(Undecided::Refused(kind))) => {
-                    return LookupFuture::ready(refuse(config, &parts, kind, protocol));
+                    return LookupFuture::ready(refuse(config, &parts, kind));
                 }
                 // Never `Pending`: nothing waits in this mode. Either way, the boxed path decides.
                 Poll::Ready(Err(Undecided::WouldWait)) | Poll::Pending => {}
@@ -295,7 +294,7 @@ where
                             }
                             SiteBody::full(bytes)
                         }
-                        Err(kind) => return Ok(refuse(&config, &parts, kind, protocol)),
+                        Err(kind) => return Ok(refuse(&config, &parts, kind)),
                     }
                 }
                 _ => SiteBody::new(body),
@@ -303,12 +302,12 @@ where
             match decide(&config, &mut parts, &named, Mode::Load).await {
                 Ok(()) => {}
                 Err(Undecided::Refused(kind)) => {
-                    return Ok(refuse(&config, &parts, kind, protocol));
+                    return Ok(refuse(&config, &parts, kind));
                 }
                 Err(Undecided::WouldWait) => {
                     // Not produced when loading is allowed; refused rather than let through.
                     let kind = RejectionKind::TemporarilyUnavailable;
-                    return Ok(refuse(&config, &parts, kind, protocol));
+                    return Ok(refuse(&config, &parts, kind));
                 }
             }
             inner
@@ -324,7 +323,6 @@ fn refuse<B>(
     config: &Config,
     parts: &request::Parts,
     kind: RejectionKind,
-    protocol: Protocol,
 ) -> Response<ResponseBody<B>> {
     let rejection = Rejection::new(kind);
     tracing::debug!(
@@ -333,7 +331,9 @@ fn refuse<B>(
         reason = rejection.kind().code(),
         path = parts.uri.path(),
     );
-    config.challenge.respond(rejection, protocol)
+    config
+        .challenge
+        .respond(rejection, Protocol::detect(&parts.headers))
 }
 
 /// What needs neither the body nor a lookup: planted extensions removed, a principal present, the path
@@ -341,7 +341,6 @@ fn refuse<B>(
 fn prepare(
     config: &Config,
     parts: &mut request::Parts,
-    protocol: Protocol,
     named: &mut Vec<String>,
 ) -> Result<(), RejectionKind> {
     parts.extensions.remove::<Site>();
@@ -356,7 +355,7 @@ fn prepare(
     sources(config, parts, named)?;
     // A route that reads JSON-RPC bodies does not take gRPC: a JSON-RPC body labelled gRPC would otherwise go
     // unread to an application that may not check the label. gRPC services use `without_body()`.
-    if config.plan.is_some() && protocol == Protocol::Grpc {
+    if config.plan.is_some() && Protocol::detect(&parts.headers) == Protocol::Grpc {
         return Err(RejectionKind::InvalidRequest);
     }
     Ok(())
@@ -436,7 +435,7 @@ async fn decide(
         None => {
             // Unbound: the grants are a convenience for the application, so a failed lookup does not refuse.
             if let Ok(Some(sites)) = grants {
-                parts.extensions.insert(AccessibleSites::new(sites));
+                parts.extensions.insert(sites);
             }
         }
         Some(id) => {
@@ -445,7 +444,7 @@ async fn decide(
                 Ok(None) => return Err(RejectionKind::SiteNotGranted.into()),
                 Err(()) => return Err(RejectionKind::TemporarilyUnavailable.into()),
             };
-            let Some(granted) = sites.iter().find(|site| *site.id() == id) else {
+            let Some(granted) = sites.sites().iter().find(|site| *site.id() == id) else {
                 return Err(RejectionKind::SiteNotGranted.into());
             };
             let site = metadata(config, granted, mode).await?;
@@ -456,7 +455,7 @@ async fn decide(
                 path = parts.uri.path(),
             );
             parts.extensions.insert(site);
-            parts.extensions.insert(AccessibleSites::new(sites));
+            parts.extensions.insert(sites);
         }
     }
     Ok(())
@@ -624,9 +623,9 @@ async fn grants_of(
     config: &Config,
     principal: &Principal,
     mode: Mode,
-) -> Result<Option<Arc<[Site]>>, Option<()>> {
-    if let Some(ids) = principal.site_grants() {
-        return Ok(Some(ids.iter().cloned().map(Site::new).collect()));
+) -> Result<Option<AccessibleSites>, Option<()>> {
+    if let Some(sites) = principal.granted_sites() {
+        return Ok(Some(sites.clone()));
     }
     let Some(source) = &config.grants else {
         return Ok(None);
@@ -644,7 +643,7 @@ async fn grants_of(
             .map(|sites| (Arc::from(sites), config.lookup_ttl))
     })
     .await
-    .map(Some)
+    .map(|sites| Some(AccessibleSites::new(sites)))
 }
 
 /// The bound site with its metadata: what the grant said, completed from the directory when it lacks the URL or
