@@ -76,8 +76,9 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        req.extensions_mut().remove::<Principal>();
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // A principal planted before this layer never reaches the inner service: the request goes on only with
+        // the validator's principal inserted over it.
         let Some(credential) = req.extensions().get::<Credential>() else {
             let rejection = Rejection::new(RejectionKind::MissingCredential);
             return LookupFuture::ready(reject(&self.challenge, &req, "none", rejection));

@@ -14,7 +14,7 @@
 //! introspection endpoint or verifier is unreachable and nothing usable is cached.
 //!
 //! # Caching
-//! Results are cached under a keyed SipHash-1-3-128 digest of the whole credential: valid ones until the token expires
+//! Results are cached under a keyed 128-bit HighwayHash digest of the whole credential: valid ones until the token expires
 //! (capped), invalid ones briefly; failures to reach a service are never cached. Concurrent requests with the
 //! same new credential validate it once. Key sets are refreshed on schedule (honouring `Cache-Control` within
 //! bounds), refetched on an unknown `kid` at most once per cooldown, and kept while fetches fail.

@@ -196,7 +196,8 @@ async fn answers_for_another_audience_or_issuer_or_already_expired_are_401() {
 async fn positive_answers_are_not_cached_past_exp() {
     let server = MockAuthServer::start().await;
     let mut body = active_for(&server);
-    body["exp"] = json!(now() + 1);
+    // Two seconds, not one: the clock may tick between writing the answer and validating it.
+    body["exp"] = json!(now() + 2);
     server.set_introspection(200, body);
     let validator = TokenValidator::builder(RESOURCE)
         .with_introspection(
@@ -210,7 +211,7 @@ async fn positive_answers_are_not_cached_past_exp() {
         .validate(&opaque("short-lived"))
         .await
         .expect("active");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     server.set_introspection(200, json!({"active": false}));
     let rejection = validator
         .validate(&opaque("short-lived"))

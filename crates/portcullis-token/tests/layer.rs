@@ -174,13 +174,24 @@ async fn without_the_extraction_layer_the_request_is_rejected() {
 
 #[tokio::test]
 async fn a_planted_principal_is_removed() {
-    let (_server, validator, _token) = setup().await;
+    let (_server, validator, token) = setup().await;
+    let planted = || Principal::builder(AuthMethod::OAuth, "attacker").verified();
     let mut req = request("Bearer abc");
-    req.extensions_mut()
-        .insert(Principal::builder(AuthMethod::OAuth, "attacker").verified());
-    let outcome = send(&validator, false, req).await;
+    req.extensions_mut().insert(planted());
+    let outcome = send(&validator, true, req).await;
     assert_eq!(outcome.status, StatusCode::UNAUTHORIZED);
     assert_eq!(outcome.inner_calls, 0);
+    // A valid token, new then cached: the inner service sees the validator's principal, never the planted one.
+    for round in ["uncached", "cached"] {
+        let mut req = request(&format!("Bearer {token}"));
+        req.extensions_mut().insert(planted());
+        let outcome = send(&validator, true, req).await;
+        assert_eq!(outcome.status, StatusCode::OK, "{round}");
+        let seen = outcome.seen.expect("a principal");
+        assert_ne!(seen.subject(), "attacker", "{round}");
+        assert!(seen.issuer().is_some(), "{round}");
+    }
+    assert_eq!(validator.stats().uncached_validations, 2);
 }
 
 #[tokio::test]
