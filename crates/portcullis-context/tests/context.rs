@@ -240,19 +240,21 @@ async fn no_principal_is_refused_and_a_planted_context_is_replaced() {
     assert_eq!(outcome.status, StatusCode::UNAUTHORIZED);
     assert!(outcome.context.is_none());
 
-    let mut req = request(Some(principal("acc-ada")), None);
-    let forged = AuthContext::new(
-        principal("acc-admin"),
-        None,
-        portcullis_core::UserProfile::new("acc-admin"),
-        Vec::new(),
-    );
-    req.extensions_mut().insert(forged);
-    let outcome = send(layer, req).await;
-    assert_eq!(
-        outcome.context.expect("context").user().account_id,
-        "acc-ada"
-    );
+    // The first request loads the context, the second is answered from the cache: both replace the forgery.
+    for round in ["uncached", "cached"] {
+        let mut req = request(Some(principal("acc-ada")), None);
+        let forged = AuthContext::new(
+            principal("acc-admin"),
+            None,
+            portcullis_core::UserProfile::new("acc-admin"),
+            Vec::new(),
+        );
+        req.extensions_mut().insert(forged);
+        let outcome = send(layer.clone(), req).await;
+        let context = outcome.context.expect("context");
+        assert_eq!(context.user().account_id, "acc-ada", "{round}");
+        assert_eq!(context.principal().subject(), "acc-ada", "{round}");
+    }
 }
 
 #[tokio::test]
@@ -262,48 +264,51 @@ async fn forwarding_strips_the_token_and_spoofed_identity_headers_and_sets_the_r
         .expect("namespace")
         .with_identity_headers()
         .expect("identity");
-    let mut req = request(Some(principal("acc-ada")), Some(site("site-a")));
-    let headers = req.headers_mut();
-    headers.insert(
-        "authorization",
-        HeaderValue::from_static("Bearer secret-token"),
-    );
-    headers.insert(
-        "proxy-authorization",
-        HeaderValue::from_static("Basic c2VjcmV0"),
-    );
-    for spoof in [
-        "x-portcullis-account-id",
-        "X-PORTCULLIS-SITE-ID",
-        "x_portcullis_auth_method",
-        "X_Portcullis-Scopes",
-        "x-portcullis-admin",
-        "x_portcullis_",
-    ] {
-        headers.append(
-            http::HeaderName::from_bytes(spoof.as_bytes()).expect("name"),
-            HeaderValue::from_static("spoofed"),
+    // The first request loads the context, the second is answered from the cache: both are made safe.
+    for _round in ["uncached", "cached"] {
+        let mut req = request(Some(principal("acc-ada")), Some(site("site-a")));
+        let headers = req.headers_mut();
+        headers.insert(
+            "authorization",
+            HeaderValue::from_static("Bearer secret-token"),
         );
-    }
-    headers.insert("x-portcullisx", HeaderValue::from_static("kept"));
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
+        headers.insert(
+            "proxy-authorization",
+            HeaderValue::from_static("Basic c2VjcmV0"),
+        );
+        for spoof in [
+            "x-portcullis-account-id",
+            "X-PORTCULLIS-SITE-ID",
+            "x_portcullis_auth_method",
+            "X_Portcullis-Scopes",
+            "x-portcullis-admin",
+            "x_portcullis_",
+        ] {
+            headers.append(
+                http::HeaderName::from_bytes(spoof.as_bytes()).expect("name"),
+                HeaderValue::from_static("spoofed"),
+            );
+        }
+        headers.insert("x-portcullisx", HeaderValue::from_static("kept"));
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
 
-    let outcome = send(layer, req).await;
-    assert_eq!(outcome.status, StatusCode::OK);
-    let headers = outcome.headers.expect("headers");
-    assert!(headers.get("authorization").is_none());
-    assert!(headers.get("proxy-authorization").is_none());
-    for (name, value) in headers.iter() {
-        assert_ne!(value, "spoofed", "{name} was passed through");
+        let outcome = send(layer.clone(), req).await;
+        assert_eq!(outcome.status, StatusCode::OK);
+        let headers = outcome.headers.expect("headers");
+        assert!(headers.get("authorization").is_none());
+        assert!(headers.get("proxy-authorization").is_none());
+        for (name, value) in headers.iter() {
+            assert_ne!(value, "spoofed", "{name} was passed through");
+        }
+        assert_eq!(headers["x-portcullis-account-id"], "acc-ada");
+        assert_eq!(headers["x-portcullis-auth-method"], "oauth");
+        assert_eq!(headers["x-portcullis-scopes"], "read write");
+        assert_eq!(headers["x-portcullis-site-id"], "site-a");
+        assert_eq!(headers["x-portcullis-organization-id"], "org-a");
+        assert!(headers.get("x-portcullis-admin").is_none());
+        assert_eq!(headers["x-portcullisx"], "kept");
+        assert_eq!(headers["content-type"], "application/json");
     }
-    assert_eq!(headers["x-portcullis-account-id"], "acc-ada");
-    assert_eq!(headers["x-portcullis-auth-method"], "oauth");
-    assert_eq!(headers["x-portcullis-scopes"], "read write");
-    assert_eq!(headers["x-portcullis-site-id"], "site-a");
-    assert_eq!(headers["x-portcullis-organization-id"], "org-a");
-    assert!(headers.get("x-portcullis-admin").is_none());
-    assert_eq!(headers["x-portcullisx"], "kept");
-    assert_eq!(headers["content-type"], "application/json");
 }
 
 #[tokio::test]

@@ -31,7 +31,7 @@ pub struct ExpiringCache<K, V> {
 }
 
 struct Shared<K, V> {
-    capacity: usize,
+    capacity: u64,
     entries: quick_cache::sync::Cache<K, Entry<V>>,
     /// Loads in progress, one per key. Bounded by the number of callers waiting, and emptied as they finish.
     loading: Mutex<HashMap<K, Arc<Load<V>>>>,
@@ -61,11 +61,27 @@ where
     /// A cache holding at most `capacity` entries (at least one).
     #[must_use]
     pub fn new(capacity: u64) -> Self {
-        let capacity = usize::try_from(capacity.max(1)).unwrap_or(usize::MAX);
+        let capacity = capacity.clamp(1, 1 << 40);
+        let parallelism = std::thread::available_parallelism().map_or(1, usize::from);
+        let shards = shards_for(capacity, parallelism);
+        // Each of the `shards` shards holds `weight / shards` rounded up; with `weight` as below that is
+        // `capacity / shards` rounded down, so the shards together never hold more than `capacity`.
+        let weight = capacity - (shards - 1);
+        let options = quick_cache::OptionsBuilder::new()
+            .estimated_items_capacity(usize::try_from(capacity).unwrap_or(usize::MAX))
+            .weight_capacity(weight)
+            .shards(usize::try_from(shards).unwrap_or(1))
+            .build()
+            .expect("the options are complete");
         Self {
             shared: Arc::new(Shared {
                 capacity,
-                entries: quick_cache::sync::Cache::new(capacity),
+                entries: quick_cache::sync::Cache::with_options(
+                    options,
+                    quick_cache::UnitWeighter,
+                    quick_cache::DefaultHashBuilder::default(),
+                    quick_cache::sync::DefaultLifecycle::default(),
+                ),
                 loading: Mutex::new(HashMap::new()),
             }),
         }
@@ -120,7 +136,7 @@ where
         }
         let waiting = Waiting::join(&self.shared, key);
         let outcome = waiting
-            .load
+            .load()
             .get_or_init(|| async {
                 // A load that finished between the first look and joining has already stored its value.
                 if let Some(value) = self.get(&waiting.key) {
@@ -163,30 +179,58 @@ where
 struct Waiting<'a, K: Hash + Eq, V> {
     shared: &'a Shared<K, V>,
     key: K,
-    load: Arc<Load<V>>,
+    /// Always `Some` until dropped: the reference is given up under the map's lock (see `drop`).
+    load: Option<Arc<Load<V>>>,
 }
 
 impl<'a, K: Hash + Eq + Clone, V> Waiting<'a, K, V> {
     fn join(shared: &'a Shared<K, V>, key: K) -> Self {
-        let load = Arc::clone(lock(&shared.loading).entry(key.clone()).or_default());
+        let mut loading = lock(&shared.loading);
+        let load = loading.entry(key.clone()).or_default();
+        // A load that failed before this caller came is not this caller's answer: failures are not cached.
+        if matches!(load.get(), Some(None)) {
+            *load = Arc::default();
+        }
+        let load = Some(Arc::clone(load));
         Self { shared, key, load }
+    }
+
+    fn load(&self) -> &Load<V> {
+        self.load.as_deref().expect("present until dropped")
     }
 }
 
 impl<K: Hash + Eq, V> Drop for Waiting<'_, K, V> {
     fn drop(&mut self) {
         let mut loading = lock(&self.shared.loading);
+        // Our reference goes under the lock, where every waiter joins and leaves, so that the last one to leave
+        // sees only the map's reference.
+        let Some(ours) = self.load.take() else {
+            return;
+        };
         let Some(current) = loading.get(&self.key) else {
             return;
         };
-        if !Arc::ptr_eq(current, &self.load) {
+        if !Arc::ptr_eq(current, &ours) {
             return;
         }
-        // Counted under the lock, where every other waiter joins and leaves: the map's reference and ours.
-        if self.load.initialized() || Arc::strong_count(&self.load) <= 2 {
+        drop(ours);
+        if current.initialized() || Arc::strong_count(current) == 1 {
             loading.remove(&self.key);
         }
     }
+}
+
+/// The shard count for a cache of `capacity` entries: quick_cache's default (four per core, a power of two), but
+/// never so many that a shard would hold fewer than 32 entries, and never more shards than entries.
+fn shards_for(capacity: u64, parallelism: usize) -> u64 {
+    let mut shards = (parallelism.max(1) as u64)
+        .saturating_mul(4)
+        .next_power_of_two();
+    while shards > 1 && (capacity / shards < 32) {
+        shards /= 2;
+    }
+    shards
 }
 
 /// The map holds no invariant a panicking holder could break (entries are only added and removed whole).
@@ -338,9 +382,75 @@ mod tests {
         assert_eq!(cache.entry_count(), 2);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn waiters_cancelled_together_leave_nothing_behind() {
+        let cache: ExpiringCache<u32, u32> = ExpiringCache::new(1000);
+        let mut tasks = Vec::new();
+        for key in 0..200 {
+            for _ in 0..4 {
+                let cache = cache.clone();
+                tasks.push(tokio::spawn(async move {
+                    cache
+                        .get_or_load(key, async {
+                            tokio::time::sleep(Duration::from_secs(60)).await;
+                            Ok::<_, std::io::Error>((1, Duration::from_secs(60)))
+                        })
+                        .await
+                }));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(cache.loads_in_progress(), 200);
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            assert!(task.await.is_err_and(|err| err.is_cancelled()));
+        }
+        assert_eq!(cache.loads_in_progress(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_failure_finished_before_a_caller_came_is_not_its_answer() {
+        let cache: ExpiringCache<u32, u32> = ExpiringCache::new(10);
+        // A failed load still in the map (its last waiter not yet gone): a newcomer loads for itself.
+        let failed: Arc<Load<u32>> = Arc::default();
+        failed.set(None).expect("fresh cell");
+        lock(&cache.shared.loading).insert(1, Arc::clone(&failed));
+        let loaded = cache
+            .get_or_load(1, async {
+                Ok::<_, std::io::Error>((5, Duration::from_secs(60)))
+            })
+            .await;
+        assert_eq!(loaded, Ok(5));
+        assert_eq!(cache.get(&1), Some(5));
+    }
+
+    #[test]
+    fn shards_never_make_the_cache_hold_more_than_its_capacity() {
+        for parallelism in [1, 2, 3, 4, 6, 8, 16, 64, 256] {
+            for capacity in [1, 2, 31, 32, 63, 64, 100, 1000, 1001, 4097, 10_000, 100_000] {
+                let shards = shards_for(capacity, parallelism);
+                assert!(shards.is_power_of_two());
+                assert!(
+                    shards == 1 || capacity / shards >= 32,
+                    "{capacity}/{parallelism}"
+                );
+                // What quick_cache gives each shard, times the shards.
+                let weight = capacity - (shards - 1);
+                let held = shards * weight.div_ceil(shards);
+                assert!(held <= capacity, "{capacity}/{parallelism}: {held}");
+                assert!(
+                    held + shards > capacity,
+                    "{capacity}/{parallelism}: {held}, too small"
+                );
+            }
+        }
+    }
+
     #[test]
     fn capacity_bounds_the_number_of_entries() {
-        for capacity in [1, 10, 100, 1000] {
+        for capacity in [1, 10, 100, 1000, 1001, 4097] {
             let cache: ExpiringCache<u32, u32> = ExpiringCache::new(capacity);
             for i in 0..20_000 {
                 cache.insert(i, i, Duration::from_secs(60));

@@ -153,18 +153,23 @@ async fn the_policy_allows_personal_tokens_and_service_keys_separately() {
         ("unknown-org", AuthMethod::PersonalApiToken, false),
         ("unknown-org", AuthMethod::ServiceAccountKey, false),
     ];
-    for (org, method, allowed) in cases {
-        let case = format!("{org} {method}");
-        let outcome = send(
-            gate(),
-            request(Some(principal(method, Some(org), "")), None),
-        )
-        .await;
-        if allowed {
-            assert_eq!(outcome.status, StatusCode::OK, "{case}");
-            assert_eq!(outcome.inner_calls, 1, "{case}");
-        } else {
-            assert_disabled(&outcome, &case);
+    // One layer for every case, each sent twice: the first answer looks the policy up, the second is decided
+    // from the cache, and both must agree.
+    let layer = gate();
+    for round in ["uncached", "cached"] {
+        for (org, method, allowed) in cases {
+            let case = format!("{org} {method} ({round})");
+            let outcome = send(
+                layer.clone(),
+                request(Some(principal(method, Some(org), "")), None),
+            )
+            .await;
+            if allowed {
+                assert_eq!(outcome.status, StatusCode::OK, "{case}");
+                assert_eq!(outcome.inner_calls, 1, "{case}");
+            } else {
+                assert_disabled(&outcome, &case);
+            }
         }
     }
 }

@@ -12,8 +12,8 @@ use http::{HeaderMap, HeaderName, Request, Response, request};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use portcullis_core::{
-    AccessibleSites, Challenge, ConfigError, JsonRpcCall, LookupFuture, Principal, Protocol,
-    Rejection, RejectionKind, ResponseBody, Site, SiteId,
+    AccessibleSites, AuthMethod, Challenge, ConfigError, JsonRpcCall, LookupFuture, Principal,
+    Protocol, Rejection, RejectionKind, ResponseBody, Site, SiteId,
 };
 use portcullis_lookup::ExpiringCache;
 use tower_layer::Layer;
@@ -32,6 +32,9 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// Where `tools/call` names its site unless configured otherwise.
 pub const DEFAULT_TOOLS_CALL_POINTER: &str = "/params/arguments/cloudId";
+
+/// Whose grants: the principal's method, issuer and subject.
+type GrantsKey = (AuthMethod, Option<Box<str>>, Box<str>);
 
 /// Layer that applies [`BindSite`]. See the [crate docs](crate) for an example.
 #[derive(Clone, Debug)]
@@ -53,7 +56,7 @@ struct Config {
     grants: Option<Arc<dyn ResolveSiteGrants>>,
     directory: Option<Arc<dyn ResolveSite>>,
     lookup_ttl: Duration,
-    grants_cache: ExpiringCache<String, Arc<[Site]>>,
+    grants_cache: ExpiringCache<GrantsKey, Arc<[Site]>>,
     site_cache: ExpiringCache<SiteId, Option<Site>>,
     host_cache: ExpiringCache<String, Option<Site>>,
 }
@@ -425,6 +428,9 @@ async fn decide(
         }
     }
 
+    if site_id.is_none() && config.require_site {
+        return Err(RejectionKind::SiteRequired.into());
+    }
     let grants = match grants_of(config, &principal, mode).await {
         Err(None) => return Err(Undecided::WouldWait),
         Err(Some(())) => Err(()),
@@ -630,11 +636,10 @@ async fn grants_of(
     let Some(source) = &config.grants else {
         return Ok(None);
     };
-    let key = format!(
-        "{}\0{}\0{}",
+    let key = (
         principal.method(),
-        principal.issuer().unwrap_or_default(),
-        principal.subject()
+        principal.issuer().map(Box::from),
+        Box::from(principal.subject()),
     );
     lookup(&config.grants_cache, mode, key, async {
         source

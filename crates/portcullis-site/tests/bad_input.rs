@@ -1389,6 +1389,55 @@ fn http_grants_layer(server: &GrantsServer, timeout: Duration) -> BindSiteLayer 
     layer().with_grants(grants)
 }
 
+/// Requests without a body are decided from the caches when they can: the first request of a principal looks its
+/// grants up once, later ones ask nothing, and the answers (bound, refused) are the same either way.
+#[tokio::test]
+async fn bodiless_requests_decide_from_the_cache_with_the_same_answers() {
+    let server = GrantsServer::start().await;
+    let layer = http_grants_layer(&server, Duration::from_secs(5))
+        .add_header("x-cloud-id")
+        .expect("valid header");
+    let get = |subject: &str, site: Option<&str>| {
+        let mut req = Request::get("/mcp")
+            .body(Full::new(Bytes::new()))
+            .expect("valid request");
+        req.extensions_mut().insert(without_claim(subject));
+        if let Some(site) = site {
+            req.headers_mut()
+                .insert("x-cloud-id", site.parse().expect("valid header value"));
+        }
+        req
+    };
+    for round in 0..3 {
+        let case = format!("round {round}");
+        let outcome = send(layer.clone(), get("user-1", Some("site-a"))).await;
+        let seen = outcome.assert_bound(b"", "site-a", &case);
+        assert_eq!(
+            seen.site.as_ref().and_then(Site::url),
+            Some("https://acme.example.net"),
+            "{case}"
+        );
+        send(layer.clone(), get("user-1", Some("site-z")))
+            .await
+            .assert_rejected(RejectionKind::SiteNotGranted, &case);
+        send(layer.clone(), get("user-1", Some("bad id!")))
+            .await
+            .assert_rejected(RejectionKind::InvalidRequest, &case);
+        send(layer.clone(), get("user-1", None))
+            .await
+            .assert_unbound(b"", &case);
+        assert_eq!(server.hits(), 1, "{case}: one lookup for user-1");
+    }
+    send(layer.clone(), get("user-2", Some("site-a")))
+        .await
+        .assert_rejected(RejectionKind::SiteNotGranted, "user-2");
+    assert_eq!(server.hits(), 2, "user-2 is looked up once");
+    send(layer, get("user-2", Some("site-a")))
+        .await
+        .assert_rejected(RejectionKind::SiteNotGranted, "user-2 cached");
+    assert_eq!(server.hits(), 2, "user-2's answer is cached");
+}
+
 #[tokio::test]
 async fn http_grants_are_cached_per_principal() {
     let server = GrantsServer::start().await;
