@@ -405,6 +405,45 @@ mod axum_mcp {
         assert!(identity.products.is_empty());
     }
 
+    /// MCP security best practices: a session id is not a credential. Another user's valid token with the
+    /// session id of this user's session reaches nothing (404, the answer for a session that is not there).
+    #[tokio::test]
+    async fn another_users_token_cannot_use_a_session() {
+        let server = served(true).await;
+        let mut owner = McpClient::new(&server, Some(&server.token("mcp:read")));
+        owner.initialize().await;
+        let session = owner.session.clone().expect("a session");
+
+        let now = support::now();
+        let mut claims = json!({
+            "iss": server.auth.issuer(), "sub": "someone-else", "aud": server.resource,
+            "iat": now, "exp": now + 600, "scope": "mcp:read mcp:write", "client_id": "examples-client",
+        });
+        claims[DEFAULT_SITE_CLAIM] = json!(["site-a"]);
+        let other_token = support::sign(&key(), support::header(&key()), claims);
+        let mut intruder = McpClient::new(&server, Some(&other_token));
+        intruder.session = Some(session.clone());
+        let (response, _) = intruder
+            .call_tool("whoami", json!({"cloudId": "site-a"}))
+            .await;
+        assert_eq!(response.status, 404, "{}", response.body);
+        assert!(response.header("www-authenticate").is_none());
+        let reason: Value = response.json();
+        assert_eq!(reason["reason"], "unknown_session");
+
+        // The intruder can start a session of its own; the owner's session still works for the owner.
+        intruder.session = None;
+        intruder.initialize().await;
+        assert_ne!(intruder.session.as_deref(), Some(session.as_str()));
+        let (response, answer) = owner
+            .call_tool("whoami", json!({"cloudId": "site-a"}))
+            .await;
+        assert_eq!(response.status, 200, "{}", response.body);
+        let identity: Identity =
+            serde_json::from_value(structured(&answer.expect("an answer"))).expect("an Identity");
+        assert_eq!(identity.account_id, ACCOUNT);
+    }
+
     #[tokio::test]
     async fn create_page_with_the_write_scope_is_allowed() {
         let server = served(true).await;

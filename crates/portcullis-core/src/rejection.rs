@@ -51,11 +51,14 @@ pub enum RejectionKind {
     /// A service needed to decide (key set, introspection, directory) is unreachable and nothing usable is
     /// cached. 503 with `Retry-After`.
     TemporarilyUnavailable,
+    /// The request names an MCP session (`Mcp-Session-Id`) that this server does not know or that another
+    /// principal started. 404, which tells an MCP client to start a new session (streamable HTTP transport).
+    UnknownSession,
 }
 
 impl RejectionKind {
     /// Every kind, for tests and documentation.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::MissingCredential,
         Self::MalformedCredential,
         Self::UnsupportedScheme,
@@ -73,6 +76,7 @@ impl RejectionKind {
         Self::InvalidRequest,
         Self::PayloadTooLarge,
         Self::TemporarilyUnavailable,
+        Self::UnknownSession,
     ];
 
     /// The HTTP status.
@@ -96,6 +100,7 @@ impl RejectionKind {
             }
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UnknownSession => StatusCode::NOT_FOUND,
         }
     }
 
@@ -132,6 +137,7 @@ impl RejectionKind {
             Self::InvalidRequest => "invalid_request",
             Self::PayloadTooLarge => "payload_too_large",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::UnknownSession => "unknown_session",
         }
     }
 
@@ -160,6 +166,7 @@ impl RejectionKind {
             Self::TemporarilyUnavailable => {
                 "authorization is temporarily unavailable; try again later"
             }
+            Self::UnknownSession => "the session is unknown or has ended; start a new session",
         }
     }
 
@@ -171,6 +178,7 @@ impl RejectionKind {
             StatusCode::FORBIDDEN => 7,            // PERMISSION_DENIED
             StatusCode::SERVICE_UNAVAILABLE => 14, // UNAVAILABLE
             StatusCode::PAYLOAD_TOO_LARGE => 8,    // RESOURCE_EXHAUSTED
+            StatusCode::NOT_FOUND => 5,            // NOT_FOUND
             _ => 3,                                // INVALID_ARGUMENT
         }
     }

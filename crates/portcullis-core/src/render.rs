@@ -160,6 +160,7 @@ impl Challenge {
                 StatusCode::FORBIDDEN => "access_denied",
                 StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
                 StatusCode::SERVICE_UNAVAILABLE => "temporarily_unavailable",
+                StatusCode::NOT_FOUND => "not_found",
                 _ => "invalid_request",
             }),
             error_description: kind.description(),

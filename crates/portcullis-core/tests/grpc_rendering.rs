@@ -10,6 +10,7 @@ fn tonic_code(kind: RejectionKind) -> tonic::Code {
         14 => tonic::Code::Unavailable,
         8 => tonic::Code::ResourceExhausted,
         3 => tonic::Code::InvalidArgument,
+        5 => tonic::Code::NotFound,
         other => panic!("unexpected gRPC code {other} for {kind:?}"),
     }
 }

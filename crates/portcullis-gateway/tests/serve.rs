@@ -402,10 +402,29 @@ async fn the_session_header_passes_both_ways_and_hop_by_hop_headers_do_not() {
     let (upstream, _calls) = echo_upstream().await;
     let gateway = Gateway::start(upstream, "").await;
 
-    let req = gateway
+    // The upstream starts the session; the gateway binds it to this caller.
+    let start = gateway
+        .authed("POST", "/echo")
+        .header("content-type", "application/json")
+        .body(full(r#"{"jsonrpc":"2.0","id":1,"method":"initialize"}"#))
+        .expect("request");
+    let reply = send(start).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(reply.header("mcp-session-id"), Some("from-upstream"));
+
+    // A session id the upstream never gave out is refused before it is forwarded.
+    let unknown = gateway
         .authed("POST", "/echo")
         .header("content-type", "application/json")
         .header("mcp-session-id", "from-client")
+        .body(full(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#))
+        .expect("request");
+    assert_eq!(send(unknown).await.status, StatusCode::NOT_FOUND);
+
+    let req = gateway
+        .authed("POST", "/echo")
+        .header("content-type", "application/json")
+        .header("mcp-session-id", "from-upstream")
         .header("connection", "x-client-hop")
         .header("x-client-hop", "1")
         .body(full(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#))
@@ -414,7 +433,7 @@ async fn the_session_header_passes_both_ways_and_hop_by_hop_headers_do_not() {
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
     let echo = reply.json();
     let seen = echo["headers"].as_object().expect("headers");
-    assert_eq!(seen["mcp-session-id"], "from-client");
+    assert_eq!(seen["mcp-session-id"], "from-upstream");
     assert!(!seen.contains_key("x-client-hop"), "{seen:?}");
     assert_eq!(reply.header("mcp-session-id"), Some("from-upstream"));
     assert_eq!(reply.header("x-upstream-hop"), None);

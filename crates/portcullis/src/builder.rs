@@ -19,6 +19,7 @@ use tower_layer::Layer;
 
 use crate::metadata::{MetadataDocument, ProtectedResourceMetadata};
 use crate::protect::Protected;
+use crate::sessions::{BindMcpSessions, BindMcpSessionsLayer};
 
 /// The protected-resource configuration and the whole layer stack built from it.
 ///
@@ -53,8 +54,8 @@ impl Portcullis {
         }
     }
 
-    /// The layer stack, in order: extract credential, validate, bind site, gate API tokens, require scopes,
-    /// enrich context.
+    /// The layer stack, in order: extract credential, validate, bind MCP sessions to their principal, bind site,
+    /// gate API tokens, require scopes, enrich context.
     pub fn layer(&self) -> AuthLayer {
         self.layer.clone()
     }
@@ -93,8 +94,9 @@ impl fmt::Debug for Portcullis {
 }
 
 /// The service that [`AuthLayer`] makes of `S`.
-pub type AuthService<S> =
-    ExtractCredential<ValidateToken<BindSite<GateApiTokens<RequireScopes<EnrichContext<S>>>>>>;
+pub type AuthService<S> = ExtractCredential<
+    ValidateToken<BindMcpSessions<BindSite<GateApiTokens<RequireScopes<EnrichContext<S>>>>>>,
+>;
 
 /// The whole Portcullis stack as one tower [`Layer`].
 #[derive(Clone, Debug)]
@@ -102,6 +104,7 @@ pub type AuthService<S> =
 pub struct AuthLayer {
     extract: ExtractCredentialLayer,
     validate: ValidateTokenLayer,
+    sessions: BindMcpSessionsLayer,
     site: BindSiteLayer,
     gate: GateApiTokensLayer,
     scopes: RequireScopesLayer,
@@ -116,6 +119,7 @@ impl<S> Layer<S> for AuthLayer {
         let inner = self.scopes.layer(inner);
         let inner = self.gate.layer(inner);
         let inner = self.site.layer(inner);
+        let inner = self.sessions.layer(inner);
         let inner = self.validate.layer(inner);
         self.extract.layer(inner)
     }
@@ -318,6 +322,7 @@ impl PortcullisBuilder {
         }
         let validator = self.validator.build()?;
         let validate = ValidateTokenLayer::new(validator, challenge.clone());
+        let sessions = BindMcpSessionsLayer::new(challenge.clone());
         let site = (self.sites)(BindSiteLayer::new(challenge.clone()))?;
         let gate = match self.policy {
             Some(make) => make(challenge.clone()),
@@ -344,6 +349,7 @@ impl PortcullisBuilder {
             layer: AuthLayer {
                 extract,
                 validate,
+                sessions,
                 site,
                 gate,
                 scopes,

@@ -3,8 +3,12 @@
 //! [`Portcullis::builder`] composes the Portcullis layers in the right order from checked configuration:
 //!
 //! ```text
-//! ExtractCredential -> ValidateToken -> BindSite -> GateApiTokens -> RequireScopes -> EnrichContext -> your service
+//! ExtractCredential -> ValidateToken -> BindMcpSessions -> BindSite -> GateApiTokens -> RequireScopes
+//!     -> EnrichContext -> your service
 //! ```
+//!
+//! [`BindMcpSessions`] binds each MCP session (`Mcp-Session-Id`) to the principal that started it, so that a
+//! session id is never worth anything with another caller's token (404 `unknown_session`).
 //!
 //! and serves the RFC 9728 protected resource metadata that every challenge points to. The same configuration can
 //! be read from TOML ([`Config`]), so programs and the `portcullis` gateway share one schema.
@@ -89,6 +93,7 @@ mod builder;
 mod config;
 mod metadata;
 mod protect;
+mod sessions;
 
 pub use builder::{AuthLayer, AuthService, Portcullis, PortcullisBuilder};
 pub use config::{
@@ -98,6 +103,7 @@ pub use config::{
 pub use metadata::{ProtectedResourceMetadata, WELL_KNOWN};
 pub use portcullis_core::{AuthContext, ConfigError, Principal, Rejection, RejectionKind};
 pub use protect::Protected;
+pub use sessions::{BindMcpSessions, BindMcpSessionsLayer, MCP_SESSION_ID, SessionFuture};
 
 /// Context enrichment (`portcullis-context`).
 pub use portcullis_context as context;
