@@ -69,12 +69,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_site_grants([SiteId::parse("site-a")?])
         .verified();
     let context = AuthContext::new(principal, None, UserProfile::new("load-user"), Vec::new());
-    let bare = axum_mcp::routes(&portcullis).layer(tower::util::MapRequestLayer::new(
-        move |mut req: http::Request<axum::body::Body>| {
-            req.extensions_mut().insert(context.clone());
-            req
-        },
-    ));
+    // The same routes and the same CORS layer as `app`, with the fixed context instead of the stack.
+    let bare = axum_mcp::routes(&portcullis)
+        .layer(tower::util::MapRequestLayer::new(
+            move |mut req: http::Request<axum::body::Body>| {
+                req.extensions_mut().insert(context.clone());
+                req
+            },
+        ))
+        .layer(axum_mcp::cors());
     println!("STACK_URL=http://{stack_addr}");
     println!("BARE_URL=http://{}", bare_listener.local_addr()?);
     println!("TOKEN={token}");

@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::routing::get;
+use http::Method;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, WWW_AUTHENTICATE};
 use http::request::Parts;
 use portcullis::{AuthContext, ConfigError, Portcullis};
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -27,6 +29,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use rmcp::{ErrorData, Json, ServerHandler, tool, tool_handler, tool_router};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
+use tower_http::cors::{Any, CorsLayer};
 
 use crate::{Identity, Settings};
 
@@ -51,12 +54,30 @@ pub fn portcullis(settings: &Settings) -> Result<Portcullis, ConfigError> {
 }
 
 /// The application: the MCP service at `/mcp` and `GET /api/me`, both behind [`Portcullis::layer`], and the
-/// public metadata router next to them.
+/// public metadata router next to them; CORS outside everything, for browser-based MCP clients.
 pub fn app(portcullis: &Portcullis) -> Router {
     routes(portcullis)
         // Applies to the routes above only: what is merged below stays public.
         .layer(portcullis.layer())
         .merge(portcullis.metadata_router())
+        .layer(cors())
+}
+
+/// CORS for browser-based MCP clients. It sits outside the stack because a preflight carries no credential: the
+/// CORS layer answers it itself, and every real request still goes through Portcullis. The client may send its
+/// token and session headers, and may read the challenge and its session id.
+pub fn cors() -> CorsLayer {
+    let session = HeaderName::from_static("mcp-session-id");
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([
+            AUTHORIZATION,
+            CONTENT_TYPE,
+            session.clone(),
+            HeaderName::from_static("mcp-protocol-version"),
+        ])
+        .expose_headers([WWW_AUTHENTICATE, session])
 }
 
 /// The application's routes without any layer: the MCP service at `/mcp` and `GET /api/me`. [`app`] puts the

@@ -517,6 +517,75 @@ mod axum_mcp {
         }
     }
 
+    /// A browser-based client: the CORS preflight (no credential) is answered by the CORS layer outside the
+    /// stack; the real requests still need a token, and the client can read the challenge and its session id.
+    #[tokio::test]
+    async fn browser_clients_pass_the_cors_preflight_and_nothing_else() {
+        let server = served(true).await;
+        let http = http_client();
+        let origin = "https://inspector.example.com";
+        let preflight = HttpResponse::read(
+            http.request(reqwest::Method::OPTIONS, server.url("/mcp"))
+                .header("origin", origin)
+                .header("access-control-request-method", "POST")
+                .header(
+                    "access-control-request-headers",
+                    "authorization,content-type,mcp-protocol-version",
+                )
+                .send()
+                .await
+                .expect("preflight"),
+        )
+        .await;
+        assert_eq!(preflight.status, 200, "{}", preflight.body);
+        assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+        let allowed = preflight
+            .header("access-control-allow-headers")
+            .expect("allowed headers")
+            .to_ascii_lowercase();
+        for name in [
+            "authorization",
+            "content-type",
+            "mcp-session-id",
+            "mcp-protocol-version",
+        ] {
+            assert!(allowed.contains(name), "{name} in {allowed}");
+        }
+
+        // The request itself, without a token: 401, with the challenge readable by the page.
+        let unauthenticated = HttpResponse::read(
+            http.post(server.url("/mcp"))
+                .header("origin", origin)
+                .header("content-type", "application/json")
+                .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+                .send()
+                .await
+                .expect("POST"),
+        )
+        .await;
+        assert_eq!(unauthenticated.status, 401, "{}", unauthenticated.body);
+        assert!(unauthenticated.header("www-authenticate").is_some());
+        let exposed = unauthenticated
+            .header("access-control-expose-headers")
+            .expect("exposed headers")
+            .to_ascii_lowercase();
+        assert!(exposed.contains("www-authenticate"), "{exposed}");
+        assert!(exposed.contains("mcp-session-id"), "{exposed}");
+
+        // The CORS layer answers every OPTIONS itself (tower-http treats each as a preflight): an empty answer
+        // that reaches neither the stack nor the MCP service, and carries nothing of theirs.
+        let options = HttpResponse::read(
+            http.request(reqwest::Method::OPTIONS, server.url("/mcp"))
+                .send()
+                .await
+                .expect("OPTIONS"),
+        )
+        .await;
+        assert_eq!(options.status, 200, "{}", options.body);
+        assert!(options.body.is_empty(), "{}", options.body);
+        assert!(options.header("mcp-session-id").is_none());
+    }
+
     #[tokio::test]
     async fn no_token_is_unauthorized_on_every_method() {
         let server = served(true).await;
