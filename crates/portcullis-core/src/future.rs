@@ -24,7 +24,7 @@ pin_project! {
     #[project = KindProj]
     enum Kind<F, B> {
         Inner { #[pin] future: F },
-        Rejected { response: Option<Response<ResponseBody<B>>> },
+        Ready { response: Option<Response<ResponseBody<B>>> },
     }
 }
 
@@ -38,13 +38,8 @@ impl<F, B> ResponseFuture<F, B> {
 
     /// A response made by the layer itself (a rejection, or a public answer), ready at once.
     pub fn ready(response: Response<ResponseBody<B>>) -> Self {
-        Self::rejected(response)
-    }
-
-    /// A rejection, ready at once.
-    pub fn rejected(response: Response<ResponseBody<B>>) -> Self {
         Self {
-            kind: Kind::Rejected {
+            kind: Kind::Ready {
                 response: Some(response),
             },
         }
@@ -63,7 +58,7 @@ where
                 let response = ready!(future.poll(cx))?;
                 Poll::Ready(Ok(response.map(ResponseBody::new)))
             }
-            KindProj::Rejected { response } => Poll::Ready(Ok(response
+            KindProj::Ready { response } => Poll::Ready(Ok(response
                 .take()
                 .expect("ResponseFuture polled after completion"))),
         }
@@ -74,7 +69,7 @@ impl<F, B> fmt::Debug for ResponseFuture<F, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.kind {
             Kind::Inner { .. } => "inner",
-            Kind::Rejected { .. } => "rejected",
+            Kind::Ready { .. } => "ready",
         };
         f.debug_struct("ResponseFuture")
             .field("state", &state)
@@ -101,8 +96,7 @@ pin_project! {
 pin_project! {
     #[project = LookupKindProj]
     enum LookupKind<F, B, E> {
-        Inner { #[pin] future: F },
-        Ready { response: Option<Response<ResponseBody<B>>> },
+        Now { #[pin] future: ResponseFuture<F, B> },
         Waiting { future: BoxedResponse<B, E> },
     }
 }
@@ -111,15 +105,17 @@ impl<F, B, E> LookupFuture<F, B, E> {
     /// The inner service's future: the layer decided without waiting and let the request through.
     pub fn inner(future: F) -> Self {
         Self {
-            kind: LookupKind::Inner { future },
+            kind: LookupKind::Now {
+                future: ResponseFuture::inner(future),
+            },
         }
     }
 
     /// A response made by the layer itself (a rejection), ready at once.
     pub fn ready(response: Response<ResponseBody<B>>) -> Self {
         Self {
-            kind: LookupKind::Ready {
-                response: Some(response),
+            kind: LookupKind::Now {
+                future: ResponseFuture::ready(response),
             },
         }
     }
@@ -140,13 +136,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
-            LookupKindProj::Inner { future } => {
-                let response = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(response.map(ResponseBody::new)))
-            }
-            LookupKindProj::Ready { response } => Poll::Ready(Ok(response
-                .take()
-                .expect("LookupFuture polled after completion"))),
+            LookupKindProj::Now { future } => future.poll(cx),
             LookupKindProj::Waiting { future } => future.as_mut().poll(cx),
         }
     }
@@ -155,8 +145,7 @@ where
 impl<F, B, E> fmt::Debug for LookupFuture<F, B, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.kind {
-            LookupKind::Inner { .. } => "inner",
-            LookupKind::Ready { .. } => "ready",
+            LookupKind::Now { future } => return future.fmt(f),
             LookupKind::Waiting { .. } => "waiting",
         };
         f.debug_struct("LookupFuture")

@@ -166,7 +166,7 @@ where
             path = req.uri().path(),
         );
         let protocol = Protocol::detect(req.headers());
-        ResponseFuture::rejected(
+        ResponseFuture::ready(
             self.config
                 .challenge
                 .respond(Rejection::new(kind), protocol),

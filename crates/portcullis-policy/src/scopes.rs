@@ -147,7 +147,7 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let config = &self.config;
         let Some(principal) = req.extensions().get::<Principal>() else {
-            return ResponseFuture::rejected(config.challenge.respond(
+            return ResponseFuture::ready(config.challenge.respond(
                 Rejection::new(RejectionKind::MissingCredential),
                 Protocol::detect(req.headers()),
             ));
@@ -176,7 +176,7 @@ where
                     && Protocol::detect(req.headers()) == Protocol::Http =>
                 {
                     tracing::debug!(target: "portcullis::policy", outcome = "denied", reason = "tool_unknown", path);
-                    return ResponseFuture::rejected(config.challenge.respond(
+                    return ResponseFuture::ready(config.challenge.respond(
                         Rejection::new(RejectionKind::Forbidden),
                         Protocol::detect(req.headers()),
                     ));
@@ -198,7 +198,7 @@ where
             needed = needed.as_str(),
             path,
         );
-        ResponseFuture::rejected(config.challenge.respond(
+        ResponseFuture::ready(config.challenge.respond(
             Rejection::insufficient_scope(needed),
             Protocol::detect(req.headers()),
         ))

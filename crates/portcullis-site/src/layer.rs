@@ -387,22 +387,40 @@ impl From<RejectionKind> for Undecided {
     }
 }
 
-/// A lookup through `cache`: in [`Mode::Load`] a miss runs `load` (`Err(Some(()))` when it fails); in
-/// [`Mode::CachedOnly`] a miss is `Err(None)` and `load` is never run.
+/// Why [`lookup`] has no value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Miss {
+    /// Not cached, in [`Mode::CachedOnly`]: the load was not run.
+    WouldWait,
+    /// The load ran and failed.
+    Failed,
+}
+
+/// A failed lookup leaves the request undecidable: 503.
+impl From<Miss> for Undecided {
+    fn from(miss: Miss) -> Self {
+        match miss {
+            Miss::WouldWait => Self::WouldWait,
+            Miss::Failed => Self::Refused(RejectionKind::TemporarilyUnavailable),
+        }
+    }
+}
+
+/// A lookup through `cache`: in [`Mode::Load`] a miss runs `load`; in [`Mode::CachedOnly`] it never does.
 async fn lookup<K, V, F, E>(
     cache: &ExpiringCache<K, V>,
     mode: Mode,
     key: K,
     load: F,
-) -> Result<V, Option<()>>
+) -> Result<V, Miss>
 where
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
     F: Future<Output = Result<(V, Duration), E>>,
 {
     match mode {
-        Mode::CachedOnly => cache.get(&key).ok_or(None),
-        Mode::Load => cache.get_or_load(key, load).await.map_err(|_| Some(())),
+        Mode::CachedOnly => cache.get(&key).ok_or(Miss::WouldWait),
+        Mode::Load => cache.get_or_load(key, load).await.map_err(|_| Miss::Failed),
     }
 }
 
@@ -432,12 +450,10 @@ async fn decide(
         return Err(RejectionKind::SiteRequired.into());
     }
     let grants = match grants_of(config, &principal, mode).await {
-        Err(None) => return Err(Undecided::WouldWait),
-        Err(Some(())) => Err(()),
-        Ok(grants) => Ok(grants),
+        Err(Miss::WouldWait) => return Err(Undecided::WouldWait),
+        grants => grants,
     };
     match site_id {
-        None if config.require_site => return Err(RejectionKind::SiteRequired.into()),
         None => {
             // Unbound: the grants are a convenience for the application, so a failed lookup does not refuse.
             if let Ok(Some(sites)) = grants {
@@ -448,7 +464,7 @@ async fn decide(
             let sites = match grants {
                 Ok(Some(sites)) => sites,
                 Ok(None) => return Err(RejectionKind::SiteNotGranted.into()),
-                Err(()) => return Err(RejectionKind::TemporarilyUnavailable.into()),
+                Err(miss) => return Err(miss.into()),
             };
             let Some(granted) = sites.sites().iter().find(|site| *site.id() == id) else {
                 return Err(RejectionKind::SiteNotGranted.into());
@@ -596,11 +612,7 @@ async fn resolve_named(config: &Config, value: &str, mode: Mode) -> Result<SiteI
             .await
             .map(|site| (site, config.lookup_ttl))
     })
-    .await
-    .map_err(|failed| match failed {
-        Some(()) => Undecided::Refused(RejectionKind::TemporarilyUnavailable),
-        None => Undecided::WouldWait,
-    })?;
+    .await?;
     site.map(|site| site.id().clone())
         .ok_or(RejectionKind::SiteNotGranted.into())
 }
@@ -629,7 +641,7 @@ async fn grants_of(
     config: &Config,
     principal: &Principal,
     mode: Mode,
-) -> Result<Option<AccessibleSites>, Option<()>> {
+) -> Result<Option<AccessibleSites>, Miss> {
     if let Some(sites) = principal.granted_sites() {
         return Ok(Some(sites.clone()));
     }
@@ -667,11 +679,7 @@ async fn metadata(config: &Config, granted: &Site, mode: Mode) -> Result<Site, U
             .await
             .map(|site| (site, config.lookup_ttl))
     })
-    .await
-    .map_err(|failed| match failed {
-        Some(()) => Undecided::Refused(RejectionKind::TemporarilyUnavailable),
-        None => Undecided::WouldWait,
-    })?;
+    .await?;
     Ok(found.unwrap_or_else(|| granted.clone()))
 }
 

@@ -57,7 +57,8 @@ pub struct BindMcpSessionsLayer {
 
 struct Shared {
     challenge: Challenge,
-    sessions: ExpiringCache<Box<str>, Owner>,
+    /// Shared, so that the hit on every session request copies a pointer, not the owner's strings.
+    sessions: ExpiringCache<Box<str>, Arc<Owner>>,
     idle: Duration,
 }
 
@@ -171,9 +172,11 @@ where
                         && let Some(id) = session_id(id.as_bytes())
                         && shared.sessions.get(id).is_none()
                     {
-                        shared
-                            .sessions
-                            .insert(id.into(), Owner::of(&principal), shared.idle);
+                        shared.sessions.insert(
+                            id.into(),
+                            Arc::new(Owner::of(&principal)),
+                            shared.idle,
+                        );
                     }
                 }
                 After::Watch { id, delete } => {
@@ -220,7 +223,7 @@ where
             );
             let protocol = Protocol::detect(req.headers());
             SessionFuture {
-                future: ResponseFuture::rejected(
+                future: ResponseFuture::ready(
                     shared.challenge.respond(Rejection::new(kind), protocol),
                 ),
                 after: None,
