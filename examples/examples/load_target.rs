@@ -2,6 +2,9 @@
 //! once behind the whole Portcullis stack and once bare, with an in-process development issuer (a fresh P-256
 //! key, its JWKS on loopback) that signs one access token for the run.
 //!
+//! Both serve connections with `TCP_NODELAY`, as [`axum_mcp::serve`] does: without it every MCP call on a kept-alive
+//! connection waits about 40 ms for a delayed ACK, and the run would measure that instead of the servers.
+//!
 //! The bare server puts a fixed `AuthContext` into each request instead of running the stack (the same identity
 //! the stack derives from the token), so both run the same handlers on the same data; the difference in
 //! throughput is the stack.
@@ -15,10 +18,11 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use axum::Router;
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use portcullis::core::{AuthContext, AuthMethod, Principal, ScopeList, SiteId, UserProfile};
+use portcullis::core::{AuthContext, AuthMethod, Principal, ScopeList, Site, SiteId, UserProfile};
 use portcullis_examples::{Settings, axum_mcp};
 use tokio::net::TcpListener;
 
@@ -68,11 +72,28 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_client_id("load-client")
         .with_site_grants([SiteId::parse("site-a")?])
         .verified();
-    let context = AuthContext::new(principal, None, UserProfile::new("load-user"), Vec::new());
+    let context = AuthContext::new(
+        principal.clone(),
+        None,
+        UserProfile::new("load-user"),
+        Vec::new(),
+    );
+    // An MCP call names its site (`cloudId`), which the stack binds: the bare side's tools see the same.
+    let on_site = AuthContext::new(
+        principal,
+        Some(Site::new(SiteId::parse("site-a")?)),
+        UserProfile::new("load-user"),
+        Vec::new(),
+    );
     // The same routes and the same CORS layer as `app`, with the fixed context instead of the stack.
     let bare = axum_mcp::routes(&portcullis)
         .layer(tower::util::MapRequestLayer::new(
             move |mut req: http::Request<axum::body::Body>| {
+                let context = if req.uri().path().starts_with("/mcp") {
+                    &on_site
+                } else {
+                    &context
+                };
                 req.extensions_mut().insert(context.clone());
                 req
             },
@@ -81,8 +102,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("STACK_URL=http://{stack_addr}");
     println!("BARE_URL=http://{}", bare_listener.local_addr()?);
     println!("TOKEN={token}");
-    let bare_server = tokio::spawn(async move { axum::serve(bare_listener, bare).await });
-    axum::serve(stack_listener, stack).await?;
+    let bare_server =
+        tokio::spawn(
+            async move { axum::serve(bare_listener.tap_io(axum_mcp::no_delay), bare).await },
+        );
+    axum::serve(stack_listener.tap_io(axum_mcp::no_delay), stack).await?;
     bare_server.await??;
     Ok(())
 }

@@ -136,7 +136,8 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        req.extensions_mut().remove::<Credential>();
+        // A credential planted before this layer never reaches the inner service: the extracted one is inserted
+        // over it, and without one it is removed.
         let kind = match self.config.parser.extract(req.headers(), req.uri()) {
             Ok(Some(credential)) => {
                 tracing::debug!(
@@ -149,6 +150,7 @@ where
                 return ResponseFuture::inner(self.inner.call(req));
             }
             Ok(None) if self.config.optional => {
+                req.extensions_mut().remove::<Credential>();
                 tracing::debug!(
                     target: "portcullis::credential",
                     outcome = "anonymous",

@@ -105,8 +105,10 @@ impl<S> Layer<S> for BindMcpSessionsLayer {
 /// another user's token.
 ///
 /// # Behaviour
-/// - A request without `Mcp-Session-Id` passes; when the answer carries a new `Mcp-Session-Id` (the server
-///   started a session, on `initialize`), the session is recorded as the principal's.
+/// - A request without `Mcp-Session-Id` passes. When it is a `POST` and the answer carries a new
+///   `Mcp-Session-Id` (the server started a session: the transport starts one only in the answer to `initialize`,
+///   which is a POST), the session is recorded as the principal's. A session id in the answer to any other
+///   method starts nothing, so its later use is refused like any unknown session.
 /// - A request with the session id of a session this principal started passes (and keeps the session alive).
 /// - A request with any other session id (unknown, forgotten, or another principal's) is answered 404
 ///   [`RejectionKind::UnknownSession`] and never reaches the service: the MCP transport's answer for a session
@@ -234,6 +236,14 @@ where
         };
         let mut named = req.headers().get_all(&MCP_SESSION_ID).iter();
         let after = match (named.next(), named.next()) {
+            // A session starts with the answer to `initialize`, which is a POST (MCP streamable HTTP): only
+            // then is the answer watched for a new session id. Other requests without one cost nothing here.
+            (None, _) if req.method() != Method::POST => {
+                return SessionFuture {
+                    future: ResponseFuture::inner(self.inner.call(req)),
+                    after: None,
+                };
+            }
             (None, _) => After::Record(principal.clone()),
             (Some(_), Some(_)) => return refuse(RejectionKind::InvalidRequest, &req),
             (Some(value), None) => {

@@ -178,6 +178,36 @@ async fn a_session_is_usable_by_its_owner_only() {
 }
 
 #[tokio::test]
+async fn only_a_post_starts_a_session() {
+    let (layer, app) = (layer(), App::default());
+    // The service names a session in its answer to a GET and a DELETE (no transport does; `initialize` is a
+    // POST): the answers pass, but no session is recorded, so the ids are refused afterwards.
+    for method in [Method::GET, Method::DELETE] {
+        let answered = send(
+            &layer,
+            &app,
+            request(method.clone(), Some(user("ada")), &[]),
+        )
+        .await;
+        assert_eq!(answered.status, StatusCode::OK, "{method}");
+        let id = answered.session.expect("the service named a session");
+        let reused = send(
+            &layer,
+            &app,
+            request(Method::POST, Some(user("ada")), &[&id]),
+        )
+        .await;
+        assert_eq!(reused.status, StatusCode::NOT_FOUND, "{method}");
+        assert_eq!(reused.reason, Some(RejectionKind::UnknownSession));
+    }
+    assert_eq!(
+        app.calls.load(Ordering::SeqCst),
+        2,
+        "the refused reuses never reached the service"
+    );
+}
+
+#[tokio::test]
 async fn unknown_malformed_and_repeated_session_ids_are_refused() {
     let (layer, app) = (layer(), App::default());
     let unknown = send(
