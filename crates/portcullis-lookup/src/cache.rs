@@ -93,10 +93,18 @@ where
     where
         Q: Hash + Equivalent<K> + ?Sized,
     {
+        self.get_with_ttl(key).map(|(value, _)| value)
+    }
+
+    /// The cached value and how long it has left, if present and not expired; like [`get`](Self::get).
+    pub fn get_with_ttl<Q>(&self, key: &Q) -> Option<(V, Duration)>
+    where
+        Q: Hash + Equivalent<K> + ?Sized,
+    {
         let entry = self.shared.entries.get(key)?;
         let now = Instant::now();
         if entry.expires > now {
-            return Some(entry.value);
+            return Some((entry.value, entry.expires - now));
         }
         // Only the stale entry goes: one stored meanwhile by a concurrent load stays.
         self.shared
@@ -378,6 +386,13 @@ mod tests {
         assert_eq!(cache.get(&2), Some(2));
         assert_eq!(cache.get(&3), None);
         assert_eq!(cache.get(&4), Some(4));
+        let (value, left) = cache.get_with_ttl(&2).expect("present");
+        assert_eq!(value, 2);
+        assert!(
+            left <= Duration::from_secs(60) && left > Duration::from_secs(50),
+            "{left:?}"
+        );
+        assert_eq!(cache.get_with_ttl(&1), None);
         // The expired entry was dropped when it was read.
         assert_eq!(cache.entry_count(), 2);
     }

@@ -23,6 +23,13 @@ pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id")
 /// The longest session id accepted (the MCP transport asks for visible ASCII only).
 const MAX_SESSION_ID_LEN: usize = 256;
 
+/// A session: its id and who started it.
+#[derive(Debug)]
+struct Session {
+    id: Box<str>,
+    owner: Owner,
+}
+
 /// Who started a session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Owner {
@@ -57,8 +64,8 @@ pub struct BindMcpSessionsLayer {
 
 struct Shared {
     challenge: Challenge,
-    /// Shared, so that the hit on every session request copies a pointer, not the owner's strings.
-    sessions: ExpiringCache<Box<str>, Arc<Owner>>,
+    /// Shared, so that the hit on every session request copies a pointer, not the id or the owner's strings.
+    sessions: ExpiringCache<Box<str>, Arc<Session>>,
     idle: Duration,
 }
 
@@ -68,7 +75,8 @@ impl BindMcpSessionsLayer {
         Self::with_limits(challenge, 100_000, Duration::from_secs(3600))
     }
 
-    /// Binds at most `capacity` sessions, each forgotten after `idle` without a request. A forgotten session is
+    /// Binds at most `capacity` sessions, each forgotten after `idle` without a request (never sooner than seven
+    /// eighths of it: a session in use is renewed once an eighth of `idle` has passed). A forgotten session is
     /// answered 404, after which an MCP client starts a new one.
     pub fn with_limits(challenge: Challenge, capacity: u64, idle: Duration) -> Self {
         Self {
@@ -137,7 +145,7 @@ enum After {
     /// No session named: record one the answer starts, as this principal's.
     Record(Principal),
     /// A session named and allowed: forget it if the answer ends it.
-    Watch { id: Box<str>, delete: bool },
+    Watch { session: Arc<Session>, delete: bool },
 }
 
 pin_project! {
@@ -174,18 +182,20 @@ where
                         && let Some(id) = session_id(id.as_bytes())
                         && shared.sessions.get(id).is_none()
                     {
-                        shared.sessions.insert(
-                            id.into(),
-                            Arc::new(Owner::of(&principal)),
-                            shared.idle,
-                        );
+                        let session = Session {
+                            id: id.into(),
+                            owner: Owner::of(&principal),
+                        };
+                        shared
+                            .sessions
+                            .insert(id.into(), Arc::new(session), shared.idle);
                     }
                 }
-                After::Watch { id, delete } => {
+                After::Watch { session, delete } => {
                     let ended = response.status() == StatusCode::NOT_FOUND
                         || (delete && response.status().is_success());
                     if ended {
-                        shared.sessions.invalidate(&id);
+                        shared.sessions.invalidate(&session.id);
                     }
                 }
             }
@@ -250,12 +260,17 @@ where
                 let Some(id) = session_id(value.as_bytes()) else {
                     return refuse(RejectionKind::InvalidRequest, &req);
                 };
-                match shared.sessions.get(id) {
-                    Some(owner) if owner.is(principal) => {
-                        // Each request keeps the session alive for another idle period.
-                        shared.sessions.insert(id.into(), owner, shared.idle);
+                match shared.sessions.get_with_ttl(id) {
+                    Some((session, left)) if session.owner.is(principal) => {
+                        // Each request keeps the session alive for another idle period. The entry is renewed once
+                        // an eighth of that period has passed, not on every request: a session in use is never
+                        // forgotten sooner than seven eighths of the idle period after its last request.
+                        if left < shared.idle - shared.idle / 8 {
+                            let renewed = Arc::clone(&session);
+                            shared.sessions.insert(id.into(), renewed, shared.idle);
+                        }
                         After::Watch {
-                            id: id.into(),
+                            session,
                             delete: req.method() == Method::DELETE,
                         }
                     }
