@@ -74,9 +74,9 @@ struct Node {
 
 /// A value read from a slot.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Found {
-    /// A JSON string.
-    Str(String),
+pub(crate) enum Found<'a> {
+    /// A JSON string, borrowed from the body unless it had escapes.
+    Str(Cow<'a, str>),
     /// Anything else (number, null, bool, array, object).
     Other,
 }
@@ -117,7 +117,7 @@ impl Plan {
     }
 
     /// Reads the body. `found[i]` is the value of slot `i`, if present.
-    pub(crate) fn read(&self, body: &[u8]) -> Result<Vec<Option<Found>>, BodyError> {
+    pub(crate) fn read<'b>(&self, body: &'b [u8]) -> Result<Vec<Option<Found<'b>>>, BodyError> {
         let mut found = vec![None; self.slots];
         let mut deserializer = serde_json::Deserializer::from_slice(body);
         let seed = NodeSeed {
@@ -173,13 +173,13 @@ fn classify(err: serde_json::Error) -> BodyError {
 
 const AMBIGUOUS: &str = "portcullis: ambiguous key";
 
-struct NodeSeed<'a, 'f> {
+struct NodeSeed<'a, 'f, 'de> {
     node: &'a Node,
-    found: &'f mut Vec<Option<Found>>,
+    found: &'f mut Vec<Option<Found<'de>>>,
     root: bool,
 }
 
-impl<'de> DeserializeSeed<'de> for NodeSeed<'_, '_> {
+impl<'de> DeserializeSeed<'de> for NodeSeed<'_, '_, 'de> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -187,7 +187,7 @@ impl<'de> DeserializeSeed<'de> for NodeSeed<'_, '_> {
     }
 }
 
-impl<'de> Visitor<'de> for NodeSeed<'_, '_> {
+impl<'de> Visitor<'de> for NodeSeed<'_, '_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -195,7 +195,7 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = vec![false; self.node.children.len()];
+        let mut seen = Seen::new(self.node.children.len());
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             let exact = self
                 .node
@@ -209,7 +209,7 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_> {
                 .any(|(name, _)| folds_to(&key, name));
             match exact {
                 Some(at) => {
-                    if std::mem::replace(&mut seen[at], true) {
+                    if seen.mark(at) {
                         return Err(de::Error::custom(AMBIGUOUS));
                     }
                     let child = &self.node.children[at].1;
@@ -293,13 +293,43 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_> {
     }
 }
 
-impl NodeSeed<'_, '_> {
+impl NodeSeed<'_, '_, '_> {
     fn scalar<E: de::Error>(self) -> Result<(), E> {
         if self.root {
             Err(E::custom("not an object"))
         } else {
             // A scalar where an object was expected on the way to a value: the value is simply absent.
             Ok(())
+        }
+    }
+}
+
+/// The keys of an object already met, to refuse a key given twice: bits for the usual handful of keys in a plan,
+/// a vector beyond 64.
+enum Seen {
+    Bits(u64),
+    Many(Vec<bool>),
+}
+
+impl Seen {
+    fn new(keys: usize) -> Self {
+        if keys <= 64 {
+            Self::Bits(0)
+        } else {
+            Self::Many(vec![false; keys])
+        }
+    }
+
+    /// Marks key `at` as met; whether it had been met before.
+    fn mark(&mut self, at: usize) -> bool {
+        match self {
+            Self::Bits(bits) => {
+                let bit = 1u64 << at;
+                let before = *bits & bit != 0;
+                *bits |= bit;
+                before
+            }
+            Self::Many(seen) => std::mem::replace(&mut seen[at], true),
         }
     }
 }
@@ -355,9 +385,9 @@ impl<'de> Visitor<'de> for SkipVisitor {
 struct LeafSeed;
 
 impl<'de> DeserializeSeed<'de> for LeafSeed {
-    type Value = Found;
+    type Value = Found<'de>;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Found, D::Error> {
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Found<'de>, D::Error> {
         deserializer.deserialize_any(LeafVisitor)
     }
 }
@@ -365,38 +395,41 @@ impl<'de> DeserializeSeed<'de> for LeafSeed {
 struct LeafVisitor;
 
 impl<'de> Visitor<'de> for LeafVisitor {
-    type Value = Found;
+    type Value = Found<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
-    fn visit_str<E: de::Error>(self, value: &str) -> Result<Found, E> {
-        Ok(Found::Str(value.to_owned()))
+    fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Found<'de>, E> {
+        Ok(Found::Str(Cow::Borrowed(value)))
     }
-    fn visit_string<E: de::Error>(self, value: String) -> Result<Found, E> {
-        Ok(Found::Str(value))
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Found<'de>, E> {
+        Ok(Found::Str(Cow::Owned(value.to_owned())))
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Found, E> {
+    fn visit_string<E: de::Error>(self, value: String) -> Result<Found<'de>, E> {
+        Ok(Found::Str(Cow::Owned(value)))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Found<'de>, E> {
         Ok(Found::Other)
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Found, E> {
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Found<'de>, E> {
         Ok(Found::Other)
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Found, E> {
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Found<'de>, E> {
         Ok(Found::Other)
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Found, E> {
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Found<'de>, E> {
         Ok(Found::Other)
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Found, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<Found<'de>, E> {
         Ok(Found::Other)
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Found, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Found<'de>, A::Error> {
         while map.next_entry::<Skip, Skip>()?.is_some() {}
         Ok(Found::Other)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Found, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Found<'de>, A::Error> {
         while seq.next_element::<Skip>()?.is_some() {}
         Ok(Found::Other)
     }
@@ -413,7 +446,7 @@ mod tests {
         (plan, slot)
     }
 
-    fn site(body: &str) -> Result<Option<Found>, BodyError> {
+    fn site(body: &str) -> Result<Option<Found<'_>>, BodyError> {
         let (plan, slot) = plan();
         plan.read(body.as_bytes()).map(|found| found[slot].clone())
     }
@@ -427,6 +460,48 @@ mod tests {
         assert_eq!(found[METHOD], Some(Found::Str("tools/call".into())));
         assert_eq!(found[TOOL], Some(Found::Str("t".into())));
         assert_eq!(found[slot], Some(Found::Str("s1".into())));
+    }
+
+    #[test]
+    fn plain_strings_are_borrowed_and_escaped_ones_decoded() {
+        let (plan, slot) = plan();
+        let found = plan
+            .read(br#"{"method":"tools/call","params":{"name":"t\u0031","arguments":{"cloudId":"s1"}}}"#)
+            .expect("valid");
+        assert!(matches!(
+            &found[slot],
+            Some(Found::Str(Cow::Borrowed("s1")))
+        ));
+        assert!(matches!(&found[TOOL], Some(Found::Str(Cow::Owned(tool))) if tool == "t1"));
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_however_many_keys_the_plan_reads() {
+        // More than 64 keys in one object of the plan: the seen-keys record is then a vector, not bits.
+        let pointers: Vec<Pointer> = (0..70)
+            .map(|i| Pointer::parse(&format!("/params/arguments/k{i}")).expect("valid"))
+            .collect();
+        let plan = Plan::new(&pointers);
+        for key in ["k3", "k69"] {
+            let body = format!(r#"{{"params":{{"arguments":{{"{key}":"a","{key}":"b"}}}}}}"#);
+            assert_eq!(
+                plan.read(body.as_bytes()),
+                Err(BodyError::AmbiguousKey),
+                "{key}"
+            );
+        }
+        let once = plan
+            .read(br#"{"params":{"arguments":{"k69":"a","k3":"b"}}}"#)
+            .expect("valid");
+        let slot = plan.slot_of(&pointers[69]).expect("slot");
+        assert_eq!(found_str(&once[slot]), Some("a"));
+    }
+
+    fn found_str<'a>(found: &'a Option<Found<'_>>) -> Option<&'a str> {
+        match found {
+            Some(Found::Str(value)) => Some(value),
+            _ => None,
+        }
     }
 
     #[test]

@@ -566,7 +566,7 @@ where
         BodyError::NotAnObject | BodyError::AmbiguousKey => RejectionKind::InvalidRequest,
     })?;
     let method = match &found[METHOD] {
-        Some(Found::Str(method)) => Some(method.as_str()),
+        Some(Found::Str(method)) => Some(&**method),
         Some(Found::Other) => return Err(RejectionKind::InvalidRequest),
         None => None,
     };
@@ -575,7 +575,7 @@ where
         return Ok((bytes, None));
     };
     let tool = match (&found[TOOL], method) {
-        (Some(Found::Str(tool)), "tools/call") => Some(tool.as_str()),
+        (Some(Found::Str(tool)), "tools/call") => Some(&**tool),
         (Some(Found::Other), "tools/call") => return Err(RejectionKind::InvalidRequest),
         _ => None,
     };
@@ -584,7 +584,7 @@ where
             continue;
         }
         match plan.slot_of(pointer).and_then(|slot| found[slot].as_ref()) {
-            Some(Found::Str(site)) => named.push(site.clone()),
+            Some(Found::Str(site)) => named.push((**site).to_owned()),
             Some(Found::Other) => return Err(RejectionKind::InvalidRequest),
             None => {}
         }
