@@ -27,7 +27,11 @@ impl SiteId {
     /// An empty or overlong id, or one with a character outside the set above.
     pub fn parse(id: &str) -> Result<Self, InvalidId> {
         validate_id(id)?;
-        Ok(Self(id.to_ascii_lowercase().into()))
+        if id.bytes().any(|b| b.is_ascii_uppercase()) {
+            Ok(Self(id.to_ascii_lowercase().into()))
+        } else {
+            Ok(Self(id.into()))
+        }
     }
 
     /// The normalised id.

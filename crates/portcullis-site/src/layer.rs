@@ -595,11 +595,12 @@ where
 
 /// A named site, as an id: directly, or through the directory when it is a URL.
 async fn resolve_named(config: &Config, value: &str, mode: Mode) -> Result<SiteId, Undecided> {
-    let lower = value
-        .get(..8)
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    if !(lower.starts_with("https://") || lower.starts_with("http://")) {
+    let starts_with = |prefix: &str| {
+        value
+            .get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+    };
+    if !(starts_with("https://") || starts_with("http://")) {
         return SiteId::parse(value).map_err(|_| RejectionKind::InvalidRequest.into());
     }
     let host = url_host(value).ok_or(RejectionKind::InvalidRequest)?;
