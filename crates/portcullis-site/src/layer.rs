@@ -263,8 +263,35 @@ where
         if let Err(kind) = prepare(config, &mut parts, &mut named) {
             return LookupFuture::ready(refuse(config, &parts, kind));
         }
-        let reads_body = config.plan.is_some() && !body.is_end_stream();
-        if !reads_body {
+        let mut body = match &config.plan {
+            Some(plan) if !body.is_end_stream() => {
+                if let Err(kind) = check_body_headers(config, &parts.headers) {
+                    return LookupFuture::ready(refuse(config, &parts, kind));
+                }
+                // A body that has arrived already (the usual case: a JSON-RPC message is small) is read here,
+                // without a waker; one still on its way is awaited on the boxed path.
+                let mut reading = Box::pin(Limited::new(body, config.body_limit).collect());
+                match reading
+                    .as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()))
+                {
+                    Poll::Ready(collected) => {
+                        match read_call(config, plan, collected, &mut named) {
+                            Ok((bytes, call)) => {
+                                if let Some(call) = call {
+                                    parts.extensions.insert(call);
+                                }
+                                Pending::Ready(Passed::Read(bytes))
+                            }
+                            Err(kind) => return LookupFuture::ready(refuse(config, &parts, kind)),
+                        }
+                    }
+                    Poll::Pending => Pending::Reading(reading),
+                }
+            }
+            _ => Pending::Ready(Passed::Unread(body)),
+        };
+        if let Pending::Ready(passed) = body {
             // Everything is at hand unless a lookup misses its cache: decide from the caches alone, without
             // starting any lookup; a decision that would have to wait is made again on the boxed path.
             let decided = {
@@ -273,7 +300,7 @@ where
             };
             match decided {
                 Poll::Ready(Ok(())) => {
-                    let req = Request::from_parts(parts, SiteBody::new(body));
+                    let req = Request::from_parts(parts, passed.into_site_body());
                     return LookupFuture::inner(self.inner.call(req));
                 }
                 Poll::Ready(Err(Undecided::Refused(kind))) => {
@@ -282,25 +309,30 @@ where
                 // Never `Pending`: nothing waits in this mode. Either way, the boxed path decides.
                 Poll::Ready(Err(Undecided::WouldWait)) | Poll::Pending => {}
             }
+            body = Pending::Ready(passed);
         }
 
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = Arc::clone(&self.config);
         LookupFuture::waiting(Box::pin(async move {
-            let body = match &config.plan {
-                Some(plan) if reads_body => {
-                    match read_body(&config, plan, &parts.headers, body, &mut named).await {
+            let passed = match (body, &config.plan) {
+                (Pending::Ready(passed), _) => passed,
+                (Pending::Reading(reading), Some(plan)) => {
+                    match read_call(&config, plan, reading.await, &mut named) {
                         Ok((bytes, call)) => {
                             if let Some(call) = call {
                                 parts.extensions.insert(call);
                             }
-                            SiteBody::full(bytes)
+                            Passed::Read(bytes)
                         }
                         Err(kind) => return Ok(refuse(&config, &parts, kind)),
                     }
                 }
-                _ => SiteBody::new(body),
+                // Only a plan reads bodies; refused rather than let through unread.
+                (Pending::Reading(_), None) => {
+                    return Ok(refuse(&config, &parts, RejectionKind::InvalidRequest));
+                }
             };
             match decide(&config, &mut parts, &named, Mode::Load).await {
                 Ok(()) => {}
@@ -314,10 +346,42 @@ where
                 }
             }
             inner
-                .call(Request::from_parts(parts, body))
+                .call(Request::from_parts(parts, passed.into_site_body()))
                 .await
                 .map(|response| response.map(ResponseBody::new))
         }))
+    }
+}
+
+/// A body limited to what the layer reads, being collected.
+type Reading<B> = std::pin::Pin<Box<http_body_util::combinators::Collect<Limited<B>>>>;
+
+/// The request body while the layer decides.
+enum Pending<B>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    /// At hand, as it will be passed on.
+    Ready(Passed<B>),
+    /// Being read; the boxed path awaits the rest.
+    Reading(Reading<B>),
+}
+
+/// The request body as the inner service gets it.
+enum Passed<B> {
+    /// Not read by the layer: untouched.
+    Unread(B),
+    /// Read whole by the layer: these bytes.
+    Read(Bytes),
+}
+
+impl<B> Passed<B> {
+    fn into_site_body(self) -> SiteBody<B> {
+        match self {
+            Self::Unread(body) => SiteBody::new(body),
+            Self::Read(bytes) => SiteBody::full(bytes),
+        }
     }
 }
 
@@ -532,19 +596,9 @@ fn is_json(headers: &HeaderMap) -> bool {
             && essence[essence.len() - 5..].eq_ignore_ascii_case("+json"))
 }
 
-/// Reads the whole body (up to the limit), finds the method, tool and site in one pass.
-async fn read_body<B>(
-    config: &Config,
-    plan: &Plan,
-    headers: &HeaderMap,
-    body: B,
-    named: &mut Vec<String>,
-) -> Result<(Bytes, Option<JsonRpcCall>), RejectionKind>
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    // A body the application could read as JSON must be read here too: whatever it is labelled as.
+/// What must hold before a body is read: it is JSON (a body the application could read as JSON must be read here
+/// too, whatever it is labelled as), and its declared length is within the limit.
+fn check_body_headers(config: &Config, headers: &HeaderMap) -> Result<(), RejectionKind> {
     if !is_json(headers) {
         return Err(RejectionKind::InvalidRequest);
     }
@@ -555,7 +609,17 @@ where
     if declared.is_some_and(|len| len > config.body_limit as u64) {
         return Err(RejectionKind::PayloadTooLarge);
     }
-    let bytes = match Limited::new(body, config.body_limit).collect().await {
+    Ok(())
+}
+
+/// The JSON-RPC call in a collected body, with the sites it names added to `named`.
+fn read_call(
+    config: &Config,
+    plan: &Plan,
+    collected: Result<http_body_util::Collected<Bytes>, BoxError>,
+    named: &mut Vec<String>,
+) -> Result<(Bytes, Option<JsonRpcCall>), RejectionKind> {
+    let bytes = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => {
             return Err(RejectionKind::PayloadTooLarge);

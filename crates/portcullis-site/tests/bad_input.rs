@@ -266,11 +266,14 @@ where
 }
 
 /// A body that arrives in chunks with no length known in advance (as with `Transfer-Encoding: chunked`); with
-/// `endless`, it never ends. Counts the frames the layer pulled.
+/// `endless`, it never ends; with `late`, each chunk is still on its way when first asked for (the poll is
+/// `Pending` and wakes the task), as over a slow connection. Counts the frames the layer pulled.
 struct Chunked {
     chunks: VecDeque<Bytes>,
     endless: Option<Bytes>,
     pulled: Arc<AtomicUsize>,
+    late: bool,
+    arrived: bool,
 }
 
 impl Chunked {
@@ -279,7 +282,13 @@ impl Chunked {
             chunks: data.chunks(chunk).map(Bytes::copy_from_slice).collect(),
             endless: None,
             pulled: Arc::new(AtomicUsize::new(0)),
+            late: false,
+            arrived: false,
         }
+    }
+
+    fn late(self) -> Self {
+        Self { late: true, ..self }
     }
 
     fn endless(prefix: &[u8], chunk: Bytes) -> Self {
@@ -296,9 +305,14 @@ impl Body for Chunked {
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
+        cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         let this = &mut *self;
+        if this.late && !std::mem::replace(&mut this.arrived, true) {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        this.arrived = false;
         this.pulled.fetch_add(1, Ordering::SeqCst);
         let next = this.chunks.pop_front().or_else(|| this.endless.clone());
         Poll::Ready(next.map(|chunk| Ok(Frame::data(chunk))))
@@ -789,6 +803,16 @@ async fn body_over_the_limit_is_rejected_with_413() {
     send(limited(), chunked_request(Chunked::new(body.as_bytes(), 7)))
         .await
         .assert_bound(body.as_bytes(), "site-a", "at the limit, chunked");
+    send(
+        limited(),
+        chunked_request(Chunked::new(body.as_bytes(), 7).late()),
+    )
+    .await
+    .assert_bound(
+        body.as_bytes(),
+        "site-a",
+        "at the limit, chunked, arriving late",
+    );
 
     let over = call_of_len(LIMIT + 1);
     // With an honest Content-Length.
@@ -805,6 +829,12 @@ async fn body_over_the_limit_is_rejected_with_413() {
     send(limited(), chunked_request(Chunked::new(over.as_bytes(), 7)))
         .await
         .assert_rejected(RejectionKind::PayloadTooLarge, "chunked");
+    send(
+        limited(),
+        chunked_request(Chunked::new(over.as_bytes(), 7).late()),
+    )
+    .await
+    .assert_rejected(RejectionKind::PayloadTooLarge, "chunked, arriving late");
     // A Content-Length that lies low does not let a larger body through.
     let mut req = chunked_request(Chunked::new(over.as_bytes(), 100));
     req.headers_mut().insert(CONTENT_LENGTH, 10.into());
@@ -824,22 +854,51 @@ async fn body_over_the_limit_is_rejected_with_413() {
 #[tokio::test]
 async fn endless_body_is_cut_at_the_limit() {
     const LIMIT: usize = 4096;
-    let body = Chunked::endless(
-        b"{\"method\":\"tools/call\",\"x\":\"",
-        Bytes::from(vec![b'a'; 256]),
-    );
-    let pulled = Arc::clone(&body.pulled);
-    let outcome = send(
-        layer().with_body_limit(LIMIT).expect("valid limit"),
-        chunked_request(body),
+    for late in [false, true] {
+        let mut body = Chunked::endless(
+            b"{\"method\":\"tools/call\",\"x\":\"",
+            Bytes::from(vec![b'a'; 256]),
+        );
+        body.late = late;
+        let pulled = Arc::clone(&body.pulled);
+        let outcome = send(
+            layer().with_body_limit(LIMIT).expect("valid limit"),
+            chunked_request(body),
+        )
+        .await;
+        outcome.assert_rejected(RejectionKind::PayloadTooLarge, "endless body");
+        let pulled = pulled.load(Ordering::SeqCst);
+        assert!(
+            pulled <= LIMIT / 256 + 2,
+            "the layer read {pulled} chunks of an endless body (arriving late: {late})"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_call_arriving_late_is_bound_and_checked_like_one_at_hand() {
+    // Every chunk is `Pending` first: the layer finishes reading on its boxed path, then decides as usual.
+    let bound = tools_call(r#""site-a""#);
+    send(
+        layer(),
+        chunked_request(Chunked::new(bound.as_bytes(), 5).late()),
     )
-    .await;
-    outcome.assert_rejected(RejectionKind::PayloadTooLarge, "endless body");
-    let pulled = pulled.load(Ordering::SeqCst);
-    assert!(
-        pulled <= LIMIT / 256 + 2,
-        "the layer read {pulled} chunks of an endless body"
+    .await
+    .assert_bound(bound.as_bytes(), "site-a", "granted site, arriving late");
+    let other = tools_call(r#""site-b""#);
+    send(
+        layer(),
+        chunked_request(Chunked::new(other.as_bytes(), 5).late()),
+    )
+    .await
+    .assert_rejected(
+        RejectionKind::SiteNotGranted,
+        "site not granted, arriving late",
     );
+    let broken = b"{\"method\":\"tools/call\",";
+    send(layer(), chunked_request(Chunked::new(broken, 5).late()))
+        .await
+        .assert_rejected(RejectionKind::InvalidRequest, "not JSON, arriving late");
 }
 
 // ---------------------------------------------------------------------------
