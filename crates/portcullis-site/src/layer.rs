@@ -496,7 +496,9 @@ async fn decide(
     named: &[String],
     mode: Mode,
 ) -> Result<(), Undecided> {
-    let Some(principal) = parts.extensions.get::<Principal>().cloned() else {
+    // Borrowed, not cloned: the principal's count is shared by all its requests, so a clone would be a write to
+    // memory that every core serving them contends for. Nothing is inserted until it is last used.
+    let Some(principal) = parts.extensions.get::<Principal>() else {
         return Err(RejectionKind::MissingCredential.into());
     };
     let mut site_id: Option<SiteId> = None;
@@ -513,7 +515,7 @@ async fn decide(
     if site_id.is_none() && config.require_site {
         return Err(RejectionKind::SiteRequired.into());
     }
-    let grants = match grants_of(config, &principal, mode).await {
+    let grants = match grants_of(config, principal, mode).await {
         Err(Miss::WouldWait) => return Err(Undecided::WouldWait),
         grants => grants,
     };

@@ -1,5 +1,6 @@
 //! [`ValidateTokenLayer`]: the request's [`Credential`] to a [`Principal`].
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use http::{Request, Response};
@@ -17,6 +18,13 @@ use crate::validator::Lookup;
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct ValidateTokenLayer {
+    shared: Arc<Shared>,
+}
+
+/// What every [`ValidateToken`] of a layer shares, behind one pointer: a service is cloned per request by most
+/// servers, and each shared count it holds is a write that the cores serving requests contend for.
+#[derive(Debug)]
+struct Shared {
     validator: TokenValidator,
     challenge: Challenge,
 }
@@ -25,8 +33,10 @@ impl ValidateTokenLayer {
     /// Validates with `validator` and answers rejections with `challenge`.
     pub fn new(validator: TokenValidator, challenge: Challenge) -> Self {
         Self {
-            validator,
-            challenge,
+            shared: Arc::new(Shared {
+                validator,
+                challenge,
+            }),
         }
     }
 }
@@ -37,8 +47,7 @@ impl<S> Layer<S> for ValidateTokenLayer {
     fn layer(&self, inner: S) -> Self::Service {
         ValidateToken {
             inner,
-            validator: self.validator.clone(),
-            challenge: self.challenge.clone(),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -53,8 +62,7 @@ impl<S> Layer<S> for ValidateTokenLayer {
 #[derive(Clone, Debug)]
 pub struct ValidateToken<S> {
     inner: S,
-    validator: TokenValidator,
-    challenge: Challenge,
+    shared: Arc<Shared>,
 }
 
 /// Response future of [`ValidateToken`]: a cached credential is decided without waiting and the inner future is
@@ -81,24 +89,25 @@ where
         // the validator's principal inserted over it.
         let Some(credential) = req.extensions().get::<Credential>() else {
             let rejection = Rejection::new(RejectionKind::MissingCredential);
-            return LookupFuture::ready(reject(&self.challenge, &req, "none", rejection));
+            return LookupFuture::ready(reject(&self.shared.challenge, &req, "none", rejection));
         };
-        let key = match self.validator.cached(credential) {
+        let key = match self.shared.validator.cached(credential) {
             Lookup::Hit(Ok(principal)) => {
                 return LookupFuture::inner(accept(&mut self.inner, req, principal));
             }
             Lookup::Hit(Err(rejection)) => {
                 let kind = credential.kind().as_str();
-                return LookupFuture::ready(reject(&self.challenge, &req, kind, rejection));
+                return LookupFuture::ready(reject(&self.shared.challenge, &req, kind, rejection));
             }
             Lookup::Miss(key) => key,
         };
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (validator, challenge) = (self.validator.clone(), self.challenge.clone());
+        let shared = Arc::clone(&self.shared);
         LookupFuture::waiting(Box::pin(async move {
             let outcome = match req.extensions().get::<Credential>() {
-                Some(credential) => validator
+                Some(credential) => shared
+                    .validator
                     .validate_missed(key, credential)
                     .await
                     .map_err(|rejection| (credential.kind().as_str(), rejection)),
@@ -108,7 +117,9 @@ where
                 Ok(principal) => accept(&mut inner, req, principal)
                     .await
                     .map(|response| response.map(ResponseBody::new)),
-                Err((credential, rejection)) => Ok(reject(&challenge, &req, credential, rejection)),
+                Err((credential, rejection)) => {
+                    Ok(reject(&shared.challenge, &req, credential, rejection))
+                }
             }
         }))
     }
