@@ -19,7 +19,9 @@ use tower_layer::Layer;
 
 use crate::metadata::{MetadataDocument, ProtectedResourceMetadata};
 use crate::protect::Protected;
-use crate::sessions::{BindMcpSessions, BindMcpSessionsLayer};
+use crate::sessions::{
+    BindMcpSessions, BindMcpSessionsLayer, DEFAULT_SESSION_CAPACITY, DEFAULT_SESSION_IDLE,
+};
 
 /// The protected-resource configuration and the whole layer stack built from it.
 ///
@@ -51,6 +53,7 @@ impl Portcullis {
             forwarding: None,
             health_paths: vec!["/health".to_owned()],
             has_validation: false,
+            mcp_sessions: Some((DEFAULT_SESSION_CAPACITY, DEFAULT_SESSION_IDLE)),
         }
     }
 
@@ -143,12 +146,29 @@ pub struct PortcullisBuilder {
     forwarding: Option<(String, bool)>,
     health_paths: Vec<String>,
     has_validation: bool,
+    /// `None`: sessions not bound; otherwise at most this many, each forgotten after this idle time.
+    mcp_sessions: Option<(u64, std::time::Duration)>,
 }
 
 impl PortcullisBuilder {
     /// An authorization server clients should use (listed in the metadata's `authorization_servers`).
     pub fn add_authorization_server(mut self, issuer: &str) -> Self {
         self.authorization_servers.push(issuer.to_owned());
+        self
+    }
+
+    /// Binds each MCP session to the principal that started it (the default, with at most 100 000 sessions, each
+    /// forgotten after an hour without a request): see [`BindMcpSessions`].
+    pub fn mcp_sessions(mut self, capacity: u64, idle: std::time::Duration) -> Self {
+        self.mcp_sessions = Some((capacity, idle));
+        self
+    }
+
+    /// Leaves `Mcp-Session-Id` alone: for a service that is not an MCP server and whose clients use that header
+    /// for something else. An MCP server should keep its sessions bound (MCP security best practices: a session
+    /// id is not a credential, and one user's session must not serve another's token).
+    pub fn without_mcp_session_binding(mut self) -> Self {
+        self.mcp_sessions = None;
         self
     }
 
@@ -322,7 +342,24 @@ impl PortcullisBuilder {
         }
         let validator = self.validator.build()?;
         let validate = ValidateTokenLayer::new(validator, challenge.clone());
-        let sessions = BindMcpSessionsLayer::new(challenge.clone());
+        let sessions = match self.mcp_sessions {
+            Some((0, _)) => {
+                return Err(ConfigError::new(
+                    "sessions.capacity",
+                    "at least one session must fit",
+                ));
+            }
+            Some((_, idle)) if idle.is_zero() => {
+                return Err(ConfigError::new(
+                    "sessions.idle",
+                    "a session must live longer than zero",
+                ));
+            }
+            Some((capacity, idle)) => {
+                BindMcpSessionsLayer::with_limits(challenge.clone(), capacity, idle)
+            }
+            None => BindMcpSessionsLayer::off(challenge.clone()),
+        };
         let site = (self.sites)(BindSiteLayer::new(challenge.clone()))?;
         let gate = match self.policy {
             Some(make) => make(challenge.clone()),

@@ -62,6 +62,9 @@ pub struct Config {
     /// Forwarding to an upstream.
     #[serde(default)]
     pub forwarding: Option<ForwardingConfig>,
+    /// `[sessions]`: MCP sessions bound to the principal that started them.
+    #[serde(default)]
+    pub sessions: SessionsConfig,
 }
 
 /// `[[issuer]]`.
@@ -210,6 +213,36 @@ pub struct ForwardingConfig {
     /// Set identity headers for the upstream.
     #[serde(default)]
     pub identity_headers: bool,
+}
+
+/// `[sessions]`: binding of MCP sessions (`Mcp-Session-Id`) to the principal that started them.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionsConfig {
+    /// Bind sessions (default `true`). `false` leaves `Mcp-Session-Id` alone, for a service that is not an MCP
+    /// server.
+    #[serde(default = "default_true")]
+    pub bind: bool,
+    /// Sessions kept at most (default 100 000).
+    #[serde(default)]
+    pub capacity: Option<u64>,
+    /// Seconds a session is kept without a request (default 3600).
+    #[serde(default)]
+    pub idle_seconds: Option<u64>,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            bind: true,
+            capacity: None,
+            idle_seconds: None,
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn one_of<'a>(
@@ -448,6 +481,22 @@ impl Config {
         if let Some(forwarding) = &self.forwarding {
             builder = builder.for_forwarding(&forwarding.namespace, forwarding.identity_headers);
         }
+        let sessions = &self.sessions;
+        builder = if sessions.bind {
+            builder.mcp_sessions(
+                sessions.capacity.unwrap_or(crate::DEFAULT_SESSION_CAPACITY),
+                sessions
+                    .idle_seconds
+                    .map_or(crate::DEFAULT_SESSION_IDLE, std::time::Duration::from_secs),
+            )
+        } else if sessions.capacity.is_some() || sessions.idle_seconds.is_some() {
+            return Err(ConfigError::new(
+                "sessions",
+                "`capacity` and `idle_seconds` apply only when `bind` is true",
+            ));
+        } else {
+            builder.without_mcp_session_binding()
+        };
         Ok(builder)
     }
 

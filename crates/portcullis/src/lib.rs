@@ -103,7 +103,10 @@ pub use config::{
 pub use metadata::{ProtectedResourceMetadata, WELL_KNOWN};
 pub use portcullis_core::{AuthContext, ConfigError, Principal, Rejection, RejectionKind};
 pub use protect::Protected;
-pub use sessions::{BindMcpSessions, BindMcpSessionsLayer, MCP_SESSION_ID, SessionFuture};
+pub use sessions::{
+    BindMcpSessions, BindMcpSessionsLayer, DEFAULT_SESSION_CAPACITY, DEFAULT_SESSION_IDLE,
+    MCP_SESSION_ID, SessionFuture,
+};
 
 /// Context enrichment (`portcullis-context`).
 pub use portcullis_context as context;

@@ -20,6 +20,11 @@ use tower_service::Service;
 /// The session header of the MCP streamable HTTP transport.
 pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 
+/// How many sessions [`BindMcpSessionsLayer::new`] keeps at most.
+pub const DEFAULT_SESSION_CAPACITY: u64 = 100_000;
+/// How long [`BindMcpSessionsLayer::new`] keeps a session without a request: an hour.
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(3600);
+
 /// The longest session id accepted (the MCP transport asks for visible ASCII only).
 const MAX_SESSION_ID_LEN: usize = 256;
 
@@ -67,12 +72,14 @@ struct Shared {
     /// Shared, so that the hit on every session request copies a pointer, not the id or the owner's strings.
     sessions: ExpiringCache<Box<str>, Arc<Session>>,
     idle: Duration,
+    /// Off: every request passes untouched (a service that is not an MCP server).
+    enabled: bool,
 }
 
 impl BindMcpSessionsLayer {
     /// Binds sessions for at most 100 000 sessions, each forgotten after an hour without a request.
     pub fn new(challenge: Challenge) -> Self {
-        Self::with_limits(challenge, 100_000, Duration::from_secs(3600))
+        Self::with_limits(challenge, DEFAULT_SESSION_CAPACITY, DEFAULT_SESSION_IDLE)
     }
 
     /// Binds at most `capacity` sessions, each forgotten after `idle` without a request (never sooner than seven
@@ -84,6 +91,21 @@ impl BindMcpSessionsLayer {
                 challenge,
                 sessions: ExpiringCache::new(capacity),
                 idle,
+                enabled: true,
+            }),
+        }
+    }
+
+    /// Binds nothing: every request passes untouched, whatever `Mcp-Session-Id` it carries. For a service that is
+    /// not an MCP server and whose clients use that header for something else; an MCP server should keep its
+    /// sessions bound.
+    pub fn off(challenge: Challenge) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                challenge,
+                sessions: ExpiringCache::new(1),
+                idle: Duration::ZERO,
+                enabled: false,
             }),
         }
     }
@@ -92,6 +114,7 @@ impl BindMcpSessionsLayer {
 impl fmt::Debug for BindMcpSessionsLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BindMcpSessionsLayer")
+            .field("enabled", &self.shared.enabled)
             .field("idle", &self.shared.idle)
             .finish_non_exhaustive()
     }
@@ -226,6 +249,12 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let shared = &self.shared;
+        if !shared.enabled {
+            return SessionFuture {
+                future: ResponseFuture::inner(self.inner.call(req)),
+                after: None,
+            };
+        }
         let refuse = |kind: RejectionKind, req: &Request<ReqBody>| {
             tracing::debug!(
                 target: "portcullis::sessions",

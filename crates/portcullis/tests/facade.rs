@@ -201,6 +201,43 @@ fn configuration_errors_are_found_when_the_stack_is_built() {
 }
 
 #[test]
+fn session_binding_is_on_unless_turned_off() {
+    let base = "resource = \"https://mcp.example.com/mcp\"\n[[issuer]]\nissuer = \"https://a.example.com\"\n";
+    let bound = |text: &str| {
+        let portcullis = Config::from_toml(text)
+            .expect("parses")
+            .build()
+            .expect("builds");
+        format!("{:?}", portcullis.layer()).contains("enabled: true")
+    };
+    assert!(bound(base), "on by default");
+    assert!(bound(&format!(
+        "{base}[sessions]\ncapacity = 10\nidle_seconds = 60\n"
+    )));
+    assert!(!bound(&format!("{base}[sessions]\nbind = false\n")));
+    for (table, setting) in [
+        ("bind = false\ncapacity = 10\n", "sessions"),
+        ("capacity = 0\n", "sessions.capacity"),
+        ("idle_seconds = 0\n", "sessions.idle"),
+    ] {
+        let err = Config::from_toml(&format!("{base}[sessions]\n{table}"))
+            .expect("parses")
+            .build()
+            .expect_err(table);
+        assert_eq!(err.setting(), setting, "{table}: {err}");
+    }
+    let builder = || {
+        Portcullis::builder(RESOURCE)
+            .add_issuer(Issuer::discover("https://a.example.com").expect("issuer"))
+    };
+    let off = builder()
+        .without_mcp_session_binding()
+        .build()
+        .expect("builds");
+    assert!(format!("{:?}", off.layer()).contains("enabled: false"));
+}
+
+#[test]
 fn toml_errors_name_the_key() {
     let err = Config::from_toml(
         "resource = \"https://mcp.example.com/mcp\"\n[sites]\nheadres = [\"x\"]\n",

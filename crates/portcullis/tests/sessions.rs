@@ -178,6 +178,37 @@ async fn a_session_is_usable_by_its_owner_only() {
 }
 
 #[tokio::test]
+async fn a_layer_that_is_off_leaves_every_session_id_alone() {
+    let layer = BindMcpSessionsLayer::off(Challenge::new(META).expect("valid"));
+    let app = App::default();
+    let started = send(&layer, &app, request(Method::POST, Some(user("ada")), &[])).await;
+    let id = started.session.expect("the service started a session");
+    // Another user's request with that id, and ids that a bound layer refuses: all reach the service.
+    let bob = send(
+        &layer,
+        &app,
+        request(Method::POST, Some(user("bob")), &[&id]),
+    )
+    .await;
+    assert_eq!(bob.status, StatusCode::OK);
+    let unknown = send(
+        &layer,
+        &app,
+        request(Method::GET, Some(user("ada")), &["never-started"]),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::OK);
+    let twice = send(
+        &layer,
+        &app,
+        request(Method::POST, Some(user("ada")), &[&id, &id]),
+    )
+    .await;
+    assert_eq!(twice.status, StatusCode::OK);
+    assert_eq!(app.calls.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
 async fn only_a_post_starts_a_session() {
     let (layer, app) = (layer(), App::default());
     // The service names a session in its answer to a GET and a DELETE (no transport does; `initialize` is a
