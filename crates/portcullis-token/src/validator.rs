@@ -221,6 +221,10 @@ impl fmt::Debug for TokenValidator {
             .field("introspection", &self.0.introspection)
             .field("api_tokens", &self.0.api_tokens)
             .field("site_claim", &self.0.site_claim)
+            .field("max_ttl", &self.0.max_ttl)
+            .field("introspection_ttl", &self.0.introspection_ttl)
+            .field("api_token_ttl", &self.0.api_token_ttl)
+            .field("negative_ttl", &self.0.negative_ttl)
             .finish_non_exhaustive()
     }
 }

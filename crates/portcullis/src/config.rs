@@ -97,6 +97,18 @@ pub struct TokensConfig {
     /// Longest token accepted, in bytes.
     #[serde(default)]
     pub max_token_bytes: Option<usize>,
+    /// Longest a validated JWT is cached, in seconds (default 300); never past its `exp`.
+    #[serde(default)]
+    pub cache_seconds: Option<u64>,
+    /// Longest an introspection answer is cached, in seconds (default 60); never past the token's `exp`.
+    #[serde(default)]
+    pub introspection_cache_seconds: Option<u64>,
+    /// How long a verified API token is cached, in seconds (default 300).
+    #[serde(default)]
+    pub api_token_cache_seconds: Option<u64>,
+    /// How long an invalid credential is remembered, in seconds (default 10).
+    #[serde(default)]
+    pub invalid_cache_seconds: Option<u64>,
 }
 
 /// `[introspection]`.
@@ -356,6 +368,18 @@ impl Config {
             }
             if let Some(max) = tokens.max_token_bytes {
                 v = v.with_max_token_len(max);
+            }
+            if let Some(seconds) = tokens.cache_seconds {
+                v = v.with_max_cache_ttl(Duration::from_secs(seconds));
+            }
+            if let Some(seconds) = tokens.introspection_cache_seconds {
+                v = v.with_introspection_ttl(Duration::from_secs(seconds));
+            }
+            if let Some(seconds) = tokens.api_token_cache_seconds {
+                v = v.with_api_token_ttl(Duration::from_secs(seconds));
+            }
+            if let Some(seconds) = tokens.invalid_cache_seconds {
+                v = v.with_negative_ttl(Duration::from_secs(seconds));
             }
             v
         });

@@ -201,6 +201,38 @@ fn configuration_errors_are_found_when_the_stack_is_built() {
 }
 
 #[test]
+fn token_cache_lifetimes_are_read_from_toml() {
+    let base = "resource = \"https://mcp.example.com/mcp\"\n[[issuer]]\nissuer = \"https://a.example.com\"\n";
+    let layer = |text: &str| {
+        let portcullis = Config::from_toml(text)
+            .expect("parses")
+            .build()
+            .expect("builds");
+        format!("{:?}", portcullis.layer())
+    };
+    let defaults = layer(base);
+    for expected in [
+        "max_ttl: 300s",
+        "introspection_ttl: 60s",
+        "api_token_ttl: 300s",
+        "negative_ttl: 10s",
+    ] {
+        assert!(defaults.contains(expected), "{expected} in {defaults}");
+    }
+    let set = layer(&format!(
+        "{base}[tokens]\ncache_seconds = 120\nintrospection_cache_seconds = 5\napi_token_cache_seconds = 30\ninvalid_cache_seconds = 0\n"
+    ));
+    for expected in [
+        "max_ttl: 120s",
+        "introspection_ttl: 5s",
+        "api_token_ttl: 30s",
+        "negative_ttl: 0ns",
+    ] {
+        assert!(set.contains(expected), "{expected} in {set}");
+    }
+}
+
+#[test]
 fn session_binding_is_on_unless_turned_off() {
     let base = "resource = \"https://mcp.example.com/mcp\"\n[[issuer]]\nissuer = \"https://a.example.com\"\n";
     let bound = |text: &str| {
