@@ -64,7 +64,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(pkcs8.as_ref()))?;
 
-    let stack = axum_mcp::app(&portcullis);
     // The principal the stack makes of the token, so that both handlers serialise the same identity.
     let principal = Principal::builder(AuthMethod::OAuth, "load-user")
         .with_issuer(issuer.as_str())
@@ -106,7 +105,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::spawn(
             async move { axum::serve(bare_listener.tap_io(axum_mcp::no_delay), bare).await },
         );
-    axum::serve(stack_listener.tap_io(axum_mcp::no_delay), stack).await?;
+    axum_mcp::serve(stack_listener, &portcullis).await?;
     bare_server.await??;
     Ok(())
 }

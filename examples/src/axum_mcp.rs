@@ -68,7 +68,7 @@ pub fn app(portcullis: &Portcullis) -> Router {
 /// CORS layer answers it itself, and every real request still goes through Portcullis. The client may send its
 /// token and session headers, and may read the challenge and its session id.
 pub fn cors() -> CorsLayer {
-    let session = HeaderName::from_static("mcp-session-id");
+    let session = portcullis::MCP_SESSION_ID;
     CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::DELETE])

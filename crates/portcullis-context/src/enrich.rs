@@ -181,8 +181,9 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        // An `AuthContext` planted before this layer never reaches the inner service: every path that calls it
-        // goes through `enter`, which inserts the context over it; a refusal answers without calling it.
+        // An `AuthContext` planted before this layer never reaches the inner service, whichever way the request
+        // goes on from here.
+        req.extensions_mut().remove::<AuthContext>();
         let Some(principal) = req.extensions().get::<Principal>().cloned() else {
             let rejection = Rejection::new(RejectionKind::MissingCredential);
             let protocol = Protocol::detect(req.headers());

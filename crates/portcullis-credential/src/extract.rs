@@ -136,8 +136,9 @@ where
     }
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
-        // A credential planted before this layer never reaches the inner service: the extracted one is inserted
-        // over it, and without one it is removed.
+        // A credential planted before this layer never reaches the inner service, whichever way the request goes
+        // on from here.
+        req.extensions_mut().remove::<Credential>();
         let kind = match self.config.parser.extract(req.headers(), req.uri()) {
             Ok(Some(credential)) => {
                 tracing::debug!(
@@ -150,7 +151,6 @@ where
                 return ResponseFuture::inner(self.inner.call(req));
             }
             Ok(None) if self.config.optional => {
-                req.extensions_mut().remove::<Credential>();
                 tracing::debug!(
                     target: "portcullis::credential",
                     outcome = "anonymous",

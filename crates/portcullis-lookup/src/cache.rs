@@ -128,6 +128,20 @@ where
         self.shared.entries.insert(key, Entry { value, expires });
     }
 
+    /// Stores a value for `ttl` only if an entry for `key` is still there; whether it was. Unlike
+    /// [`insert`](Self::insert), this never brings back an entry that another caller invalidated meanwhile.
+    pub fn renew(&self, key: K, value: V, ttl: Duration) -> bool {
+        let Some(expires) = Instant::now().checked_add(ttl) else {
+            return false;
+        };
+        !ttl.is_zero()
+            && self
+                .shared
+                .entries
+                .replace(key, Entry { value, expires }, false)
+                .is_ok()
+    }
+
     /// The cached value, or the result of `load`, which returns the value and how long to keep it.
     ///
     /// Concurrent callers for the same missing key share one load: the first one's `load` runs, the others wait
@@ -386,15 +400,27 @@ mod tests {
         assert_eq!(cache.get(&2), Some(2));
         assert_eq!(cache.get(&3), None);
         assert_eq!(cache.get(&4), Some(4));
+        assert!(cache.renew(2, 22, Duration::from_secs(60)), "present");
+        assert!(
+            !cache.renew(1, 11, Duration::from_secs(60)),
+            "expired and dropped"
+        );
+        cache.invalidate(&4);
+        assert!(!cache.renew(4, 44, Duration::from_secs(60)), "invalidated");
+        assert_eq!(
+            cache.get(&4),
+            None,
+            "an invalidated entry is not brought back"
+        );
         let (value, left) = cache.get_with_ttl(&2).expect("present");
-        assert_eq!(value, 2);
+        assert_eq!(value, 22);
         assert!(
             left <= Duration::from_secs(60) && left > Duration::from_secs(50),
             "{left:?}"
         );
         assert_eq!(cache.get_with_ttl(&1), None);
-        // The expired entry was dropped when it was read.
-        assert_eq!(cache.entry_count(), 2);
+        // The expired entry was dropped when it was read, and 4 was invalidated.
+        assert_eq!(cache.entry_count(), 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

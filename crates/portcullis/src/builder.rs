@@ -351,7 +351,7 @@ impl PortcullisBuilder {
             }
             Some((_, idle)) if idle.is_zero() => {
                 return Err(ConfigError::new(
-                    "sessions.idle",
+                    "sessions.idle_seconds",
                     "a session must live longer than zero",
                 ));
             }

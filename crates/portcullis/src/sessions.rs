@@ -28,10 +28,10 @@ pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(3600);
 /// The longest session id accepted (the MCP transport asks for visible ASCII only).
 const MAX_SESSION_ID_LEN: usize = 256;
 
-/// A session: its id and who started it.
-#[derive(Debug)]
+/// A session: its id and who started it. No `Debug`: neither is ever printed.
 struct Session {
-    id: Box<str>,
+    /// The same allocation as the cache key.
+    id: Arc<str>,
     owner: Owner,
 }
 
@@ -70,7 +70,7 @@ pub struct BindMcpSessionsLayer {
 struct Shared {
     challenge: Challenge,
     /// Shared, so that the hit on every session request copies a pointer, not the id or the owner's strings.
-    sessions: ExpiringCache<Box<str>, Arc<Session>>,
+    sessions: ExpiringCache<Arc<str>, Arc<Session>>,
     idle: Duration,
     /// Off: every request passes untouched (a service that is not an MCP server).
     enabled: bool,
@@ -209,9 +209,8 @@ where
                             id: id.into(),
                             owner: Owner::of(&principal),
                         };
-                        shared
-                            .sessions
-                            .insert(id.into(), Arc::new(session), shared.idle);
+                        let key = Arc::clone(&session.id);
+                        shared.sessions.insert(key, Arc::new(session), shared.idle);
                     }
                 }
                 After::Watch { session, delete } => {
@@ -295,8 +294,11 @@ where
                         // an eighth of that period has passed, not on every request: a session in use is never
                         // forgotten sooner than seven eighths of the idle period after its last request.
                         if left < shared.idle - shared.idle / 8 {
-                            let renewed = Arc::clone(&session);
-                            shared.sessions.insert(id.into(), renewed, shared.idle);
+                            // Only while the entry is there: a DELETE that ended the session meanwhile stays final.
+                            let key = Arc::clone(&session.id);
+                            shared
+                                .sessions
+                                .renew(key, Arc::clone(&session), shared.idle);
                         }
                         After::Watch {
                             session,

@@ -200,69 +200,76 @@ fn configuration_errors_are_found_when_the_stack_is_built() {
     }
 }
 
+/// A minimal configuration file followed by `tables`.
+fn toml(tables: &str) -> String {
+    format!(
+        "resource = \"https://mcp.example.com/mcp\"\n[[issuer]]\nissuer = \"https://a.example.com\"\n{tables}"
+    )
+}
+
+/// The stack that a configuration file builds, as its `Debug` shows it (which names no secret).
+fn built_layer(tables: &str) -> String {
+    let portcullis = Config::from_toml(&toml(tables))
+        .expect("parses")
+        .build()
+        .expect("builds");
+    format!("{:?}", portcullis.layer())
+}
+
 #[test]
 fn token_cache_lifetimes_are_read_from_toml() {
-    let base = "resource = \"https://mcp.example.com/mcp\"\n[[issuer]]\nissuer = \"https://a.example.com\"\n";
-    let layer = |text: &str| {
-        let portcullis = Config::from_toml(text)
-            .expect("parses")
-            .build()
-            .expect("builds");
-        format!("{:?}", portcullis.layer())
-    };
-    let defaults = layer(base);
-    for expected in [
-        "max_ttl: 300s",
-        "introspection_ttl: 60s",
-        "api_token_ttl: 300s",
-        "negative_ttl: 10s",
-    ] {
-        assert!(defaults.contains(expected), "{expected} in {defaults}");
-    }
-    let set = layer(&format!(
-        "{base}[tokens]\ncache_seconds = 120\nintrospection_cache_seconds = 5\napi_token_cache_seconds = 30\ninvalid_cache_seconds = 0\n"
-    ));
-    for expected in [
-        "max_ttl: 120s",
-        "introspection_ttl: 5s",
-        "api_token_ttl: 30s",
-        "negative_ttl: 0ns",
-    ] {
-        assert!(set.contains(expected), "{expected} in {set}");
+    let cases = [
+        (
+            "",
+            [
+                "max_ttl: 300s",
+                "introspection_ttl: 60s",
+                "api_token_ttl: 300s",
+                "negative_ttl: 10s",
+            ],
+        ),
+        (
+            "[tokens]\ncache_seconds = 120\nintrospection_cache_seconds = 5\napi_token_cache_seconds = 30\ninvalid_cache_seconds = 0\n",
+            [
+                "max_ttl: 120s",
+                "introspection_ttl: 5s",
+                "api_token_ttl: 30s",
+                "negative_ttl: 0ns",
+            ],
+        ),
+    ];
+    for (tables, expected) in cases {
+        let layer = built_layer(tables);
+        for field in expected {
+            assert!(layer.contains(field), "{field} in {layer}");
+        }
     }
 }
 
 #[test]
 fn session_binding_is_on_unless_turned_off() {
-    let base = "resource = \"https://mcp.example.com/mcp\"\n[[issuer]]\nissuer = \"https://a.example.com\"\n";
-    let bound = |text: &str| {
-        let portcullis = Config::from_toml(text)
-            .expect("parses")
-            .build()
-            .expect("builds");
-        format!("{:?}", portcullis.layer()).contains("enabled: true")
-    };
-    assert!(bound(base), "on by default");
-    assert!(bound(&format!(
-        "{base}[sessions]\ncapacity = 10\nidle_seconds = 60\n"
-    )));
-    assert!(!bound(&format!("{base}[sessions]\nbind = false\n")));
+    let defaults = built_layer("");
+    assert!(
+        defaults.contains("enabled: true, idle: 3600s"),
+        "on by default: {defaults}"
+    );
+    let set = built_layer("[sessions]\ncapacity = 10\nidle_seconds = 60\n");
+    assert!(set.contains("enabled: true, idle: 60s"), "{set}");
+    let off = built_layer("[sessions]\nbind = false\n");
+    assert!(off.contains("enabled: false"), "{off}");
     for (table, setting) in [
         ("bind = false\ncapacity = 10\n", "sessions"),
         ("capacity = 0\n", "sessions.capacity"),
-        ("idle_seconds = 0\n", "sessions.idle"),
+        ("idle_seconds = 0\n", "sessions.idle_seconds"),
     ] {
-        let err = Config::from_toml(&format!("{base}[sessions]\n{table}"))
+        let err = Config::from_toml(&toml(&format!("[sessions]\n{table}")))
             .expect("parses")
             .build()
             .expect_err(table);
         assert_eq!(err.setting(), setting, "{table}: {err}");
     }
-    let builder = || {
-        Portcullis::builder(RESOURCE)
-            .add_issuer(Issuer::discover("https://a.example.com").expect("issuer"))
-    };
-    let off = builder()
+    let off = Portcullis::builder(RESOURCE)
+        .add_issuer(Issuer::discover("https://a.example.com").expect("issuer"))
         .without_mcp_session_binding()
         .build()
         .expect("builds");
