@@ -1,26 +1,21 @@
-//! Helpers shared by the workspace-level integration tests: a real HTTP/1.1 server on 127.0.0.1 and a raw client
-//! that can send bytes no well-behaved client library would.
+//! Helpers shared by the workspace-level integration tests: a real HTTP/1.1 server on 127.0.0.1 for a tower
+//! service, the raw client of `portcullis-test-support`, and [`Expect`], what a rejection must look like, checked
+//! by one function so that each test lists its cases.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use portcullis_test_support::LoopbackServer;
+pub use portcullis_test_support::{RawResponse, send_raw};
 use tokio::task::JoinHandle;
 
-/// A server on an ephemeral loopback port, stopped when dropped.
+/// A tower service on an ephemeral loopback port, stopped when dropped.
 #[derive(Debug)]
-pub struct TestServer {
-    addr: SocketAddr,
-    task: JoinHandle<()>,
-}
+pub struct TestServer(LoopbackServer);
 
 impl TestServer {
     /// Serves `service` over HTTP/1.1 on 127.0.0.1.
@@ -37,101 +32,179 @@ impl TestServer {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind 127.0.0.1");
-        let addr = listener.local_addr().expect("local addr");
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let service = TowerToHyperService::new(service.clone());
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self { addr, task }
+        Self(LoopbackServer::start(TowerToHyperService::new(service)).await)
     }
 
     /// The address the server listens on.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.0.addr()
     }
 }
 
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-/// A response as read off the wire.
+/// A spawned task (a server a test runs), aborted when dropped.
 #[derive(Debug)]
-pub struct RawResponse {
-    /// Status code.
+pub struct Spawned(JoinHandle<()>);
+
+impl Spawned {
+    /// Spawns `task` on the current tokio runtime.
+    pub fn new(task: impl Future<Output = ()> + Send + 'static) -> Self {
+        Self(tokio::spawn(task))
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The `WWW-Authenticate` challenge a response must carry.
+#[derive(Clone, Copy, Debug)]
+pub enum WwwAuthenticate<'a> {
+    /// Not looked at.
+    Any,
+    /// None at all.
+    Absent,
+    /// One that names the resource metadata (`resource_metadata="<url>"`), whatever else it says.
+    Metadata,
+    /// A `Bearer` challenge that names the resource metadata, with `error="<error>"` (and no `error` at all when
+    /// `None`, RFC 6750 section 3) and, when given, `scope="<scope>"`.
+    Bearer {
+        /// The `error` parameter, or none.
+        error: Option<&'a str>,
+        /// The `scope` parameter, when it is looked at.
+        scope: Option<&'a str>,
+    },
+}
+
+impl WwwAuthenticate<'_> {
+    /// Checks `challenge` (the header's value, if any) against this expectation; `metadata_url` is the resource
+    /// metadata URL the challenge must name.
+    #[track_caller]
+    pub fn check(&self, challenge: Option<&str>, metadata_url: &str) {
+        let names_metadata =
+            |challenge: &str| challenge.contains(&format!("resource_metadata=\"{metadata_url}\""));
+        match *self {
+            Self::Any => {}
+            Self::Absent => assert_eq!(challenge, None),
+            Self::Metadata => {
+                let challenge = challenge.expect("a WWW-Authenticate challenge");
+                assert!(names_metadata(challenge), "{challenge}");
+            }
+            Self::Bearer { error, scope } => {
+                let challenge = challenge.expect("a WWW-Authenticate challenge");
+                assert!(challenge.starts_with("Bearer "), "{challenge}");
+                assert!(names_metadata(challenge), "{challenge}");
+                match error {
+                    Some(error) => assert!(
+                        challenge.contains(&format!("error=\"{error}\"")),
+                        "{challenge}"
+                    ),
+                    None => assert!(!challenge.contains("error="), "{challenge}"),
+                }
+                if let Some(scope) = scope {
+                    assert!(
+                        challenge.contains(&format!("scope=\"{scope}\"")),
+                        "{challenge}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// What a response must look like, checked by [`Expect::check`]: one row of a test's table of cases.
+#[derive(Clone, Copy, Debug)]
+pub struct Expect<'a> {
+    /// The status code.
     pub status: u16,
-    /// Header names (lower case) and values, in order.
-    pub headers: Vec<(String, String)>,
-    /// Everything after the header block.
-    pub body: String,
+    /// The typed reason's code, `reason` in the JSON body; `None`: not looked at.
+    pub reason: Option<&'a str>,
+    /// The challenge.
+    pub www_authenticate: WwwAuthenticate<'a>,
+    /// Whether a `Retry-After` header must be there (`false`: not looked at).
+    pub retry_after: bool,
 }
 
-impl RawResponse {
-    /// The first value of a header.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+impl<'a> Expect<'a> {
+    /// `status`; nothing else is looked at.
+    pub const fn status(status: u16) -> Self {
+        Self {
+            status,
+            reason: None,
+            www_authenticate: WwwAuthenticate::Any,
+            retry_after: false,
+        }
     }
-}
 
-/// Sends raw bytes (a whole request, with `Connection: close`) and reads the whole response.
-///
-/// # Panics
-/// When the connection fails, the server takes over 10 s, or the answer is not HTTP/1.1.
-pub async fn send_raw(addr: SocketAddr, request: &[u8]) -> RawResponse {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(request).await.expect("write");
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
-        .await
-        .expect("server answered in time")
-        .expect("read");
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .expect("a complete header block");
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().expect("status line");
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
-    let headers = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    RawResponse {
-        status,
-        headers,
-        body: body.to_owned(),
+    /// `status` with the typed reason `reason` in a JSON body.
+    pub const fn rejected(status: u16, reason: &'a str) -> Self {
+        Self {
+            reason: Some(reason),
+            ..Self::status(status)
+        }
     }
-}
 
-/// Reads a whole body into bytes.
-///
-/// # Panics
-/// When the body fails.
-pub async fn body_bytes<B>(body: B) -> Bytes
-where
-    B: http_body::Body,
-    B::Error: std::fmt::Debug,
-{
-    body.collect().await.expect("body").to_bytes()
+    /// With a `Bearer` challenge naming the metadata, with `error` (none when `None`); its scope not looked at.
+    pub const fn bearer(self, error: Option<&'a str>) -> Self {
+        Self {
+            www_authenticate: WwwAuthenticate::Bearer { error, scope: None },
+            ..self
+        }
+    }
+
+    /// With a `Bearer` challenge naming the metadata, with `error` (none when `None`) and `scope`.
+    pub const fn bearer_scope(self, error: Option<&'a str>, scope: &'a str) -> Self {
+        Self {
+            www_authenticate: WwwAuthenticate::Bearer {
+                error,
+                scope: Some(scope),
+            },
+            ..self
+        }
+    }
+
+    /// With this challenge.
+    pub const fn challenge(self, www_authenticate: WwwAuthenticate<'a>) -> Self {
+        Self {
+            www_authenticate,
+            ..self
+        }
+    }
+
+    /// With a `Retry-After` header.
+    pub const fn retry_after(self) -> Self {
+        Self {
+            retry_after: true,
+            ..self
+        }
+    }
+
+    /// Checks `response`; `metadata_url` is the resource metadata URL a challenge must name.
+    #[track_caller]
+    pub fn check(&self, response: &RawResponse, metadata_url: &str) {
+        self.check_case(response, metadata_url, "");
+    }
+
+    /// Like [`Expect::check`], with `case` in the failure messages.
+    #[track_caller]
+    pub fn check_case(&self, response: &RawResponse, metadata_url: &str, case: &str) {
+        assert_eq!(response.status, self.status, "{case}: {response:?}");
+        if let Some(reason) = self.reason {
+            assert_eq!(
+                response.json()["reason"].as_str(),
+                Some(reason),
+                "{case}: {}",
+                response.body
+            );
+        }
+        self.www_authenticate
+            .check(response.header("www-authenticate"), metadata_url);
+        if self.retry_after {
+            assert!(
+                response.header("retry-after").is_some(),
+                "{case}: {response:?}"
+            );
+        }
+    }
 }

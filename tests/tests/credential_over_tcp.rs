@@ -11,10 +11,12 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use portcullis_core::{Challenge, Credential};
 use portcullis_credential::ExtractCredentialLayer;
-use portcullis_tests::{RawResponse, TestServer, send_raw};
+use portcullis_tests::{Expect, TestServer, send_raw};
 use tower::ServiceBuilder;
 
 const META: &str = "http://127.0.0.1/.well-known/oauth-protected-resource/mcp";
+/// Refused before it is read as a credential: 400, `invalid_request`.
+const INVALID_REQUEST: Expect<'static> = Expect::status(400).bearer(Some("invalid_request"));
 
 async fn server() -> (TestServer, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
@@ -44,24 +46,6 @@ fn request(extra_headers: &[u8]) -> Vec<u8> {
     raw
 }
 
-#[track_caller]
-fn assert_challenge(response: &RawResponse, status: u16, error: Option<&str>) {
-    assert_eq!(response.status, status, "{response:?}");
-    let challenge = response.header("www-authenticate").expect("a challenge");
-    assert!(challenge.starts_with("Bearer "), "{challenge}");
-    assert!(
-        challenge.contains(&format!("resource_metadata=\"{META}\"")),
-        "{challenge}"
-    );
-    match error {
-        Some(error) => assert!(
-            challenge.contains(&format!("error=\"{error}\"")),
-            "{challenge}"
-        ),
-        None => assert!(!challenge.contains("error="), "{challenge}"),
-    }
-}
-
 #[tokio::test]
 async fn a_valid_credential_crosses_the_wire() {
     let (server, calls) = server().await;
@@ -79,13 +63,10 @@ async fn a_valid_credential_crosses_the_wire() {
 async fn missing_credential_is_challenged_over_the_wire() {
     let (server, calls) = server().await;
     let response = send_raw(server.addr(), &request(b"")).await;
-    assert_challenge(&response, 401, None);
+    Expect::rejected(401, "missing_credential")
+        .bearer(None)
+        .check(&response, META);
     assert_eq!(response.header("content-type"), Some("application/json"));
-    assert!(
-        response.body.contains("\"reason\":\"missing_credential\""),
-        "{}",
-        response.body
-    );
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
 
@@ -97,7 +78,9 @@ async fn obs_text_in_the_header_is_rejected_as_malformed() {
         &request(b"Authorization: Bearer abc\xc3\xa9def\r\n"),
     )
     .await;
-    assert_challenge(&response, 401, Some("invalid_token"));
+    Expect::status(401)
+        .bearer(Some("invalid_token"))
+        .check(&response, META);
     assert!(!response.body.contains("abc"), "{}", response.body);
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
@@ -110,7 +93,7 @@ async fn two_authorization_headers_on_the_wire_are_refused() {
         &request(b"Authorization: Bearer first\r\nauthorization: Bearer second\r\n"),
     )
     .await;
-    assert_challenge(&response, 400, Some("invalid_request"));
+    INVALID_REQUEST.check(&response, META);
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
 
@@ -121,7 +104,7 @@ async fn oversized_header_on_the_wire_is_refused() {
     header.extend(std::iter::repeat_n(b'a', 20_000));
     header.extend_from_slice(b"\r\n");
     let response = send_raw(server.addr(), &request(&header)).await;
-    assert_challenge(&response, 400, Some("invalid_request"));
+    INVALID_REQUEST.check(&response, META);
     assert!(
         response.body.contains("credential_too_large"),
         "{}",

@@ -6,26 +6,35 @@
 //! signs its tokens with a fixture key; a test that needs the keys to be unreachable leaves the JWKS answering
 //! 503 from a cold start.
 
-#[path = "../../crates/portcullis-token/tests/support/mod.rs"]
-mod support;
-
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use portcullis::Portcullis;
 use portcullis::context::StaticContext;
 use portcullis_examples::{DEFAULT_SITE_CLAIM, Identity, Settings};
+use portcullis_test_support::MockAuthServer;
+use portcullis_test_support::jwt::{self, TestKey};
+use portcullis_tests::{Expect, RawResponse, Spawned, WwwAuthenticate};
 use serde_json::{Value, json};
-use support::{MockAuthServer, TestKey};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 const KID: &str = "examples-key-1";
 const ACCOUNT: &str = "acc-ada";
 
+/// No credential: 401, with a challenge that names no error.
+const MISSING_CREDENTIAL: Expect<'static> =
+    Expect::rejected(401, "missing_credential").bearer(None);
+/// A token that does not verify: 401, `invalid_token`.
+const INVALID_TOKEN: Expect<'static> =
+    Expect::rejected(401, "invalid_token").bearer(Some("invalid_token"));
+/// A site the token was not granted: 403, with a challenge that names no error.
+const SITE_NOT_GRANTED: Expect<'static> = Expect::rejected(403, "site_not_granted").bearer(None);
+/// The keys cannot be fetched: 503, with a `Retry-After`.
+const UNAVAILABLE: Expect<'static> = Expect::rejected(503, "temporarily_unavailable").retry_after();
+
 /// The issuer's signing key (published in its JWKS when the JWKS is up).
 fn key() -> TestKey {
-    support::rsa1(KID)
+    jwt::rsa1(KID)
 }
 
 /// Profiles and products the examples' context layer reads.
@@ -45,25 +54,26 @@ fn context() -> StaticContext {
 
 /// The authorization server, with its JWKS up (`true`) or answering 503 (`false`, the mock's default).
 async fn authorization_server(jwks_up: bool) -> MockAuthServer {
-    let server = MockAuthServer::start().await;
     if jwks_up {
-        server.set_jwks(support::jwks(&[&key()]));
+        MockAuthServer::with_keys(&[&key()]).await
+    } else {
+        MockAuthServer::start().await
     }
-    server
 }
 
-/// A JWT access token for `resource`, granted `sites` with `scope`, signed by `key`.
+/// A JWT access token of `subject` for `resource`, granted `sites` with `scope`, signed by `key`.
 fn token_signed_by(
     key: &TestKey,
     auth: &MockAuthServer,
     resource: &str,
+    subject: &str,
     sites: &[&str],
     scope: &str,
 ) -> String {
-    let now = support::now();
+    let now = jwt::now();
     let mut claims = json!({
         "iss": auth.issuer(),
-        "sub": ACCOUNT,
+        "sub": subject,
         "aud": resource,
         "iat": now,
         "exp": now + 600,
@@ -71,17 +81,24 @@ fn token_signed_by(
         "client_id": "examples-client",
     });
     claims[DEFAULT_SITE_CLAIM] = json!(sites);
-    support::sign(key, support::header(key), claims)
+    jwt::sign(key, jwt::header(key), claims)
 }
 
 /// A valid token for `resource`: granted `site-a`, with `scope`.
 fn token(auth: &MockAuthServer, resource: &str, scope: &str) -> String {
-    token_signed_by(&key(), auth, resource, &["site-a"], scope)
+    token_signed_by(&key(), auth, resource, ACCOUNT, &["site-a"], scope)
 }
 
 /// A token whose signature does not verify: signed by another key under the published `kid`.
 fn forged_token(auth: &MockAuthServer, resource: &str) -> String {
-    token_signed_by(&support::rsa2(KID), auth, resource, &["site-a"], "mcp:read")
+    token_signed_by(
+        &jwt::rsa2(KID),
+        auth,
+        resource,
+        ACCOUNT,
+        &["site-a"],
+        "mcp:read",
+    )
 }
 
 /// An example served on a loopback port, stopped when dropped.
@@ -91,13 +108,7 @@ struct Served {
     resource: String,
     /// Keeps the authorization server up as long as the example.
     auth: MockAuthServer,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: Spawned,
 }
 
 impl Served {
@@ -120,6 +131,26 @@ impl Served {
     fn forged_token(&self) -> String {
         forged_token(&self.auth, &self.resource)
     }
+}
+
+/// `async fn served(jwks_up: bool) -> Served`: the example `$example` (its `portcullis` and `serve` functions),
+/// protecting `$resource_path`, served by [`serve_example`].
+macro_rules! served {
+    ($example:ident, $resource_path:expr) => {
+        async fn served(jwks_up: bool) -> Served {
+            serve_example(
+                jwks_up,
+                $resource_path,
+                $example::portcullis,
+                |listener, portcullis| async move {
+                    $example::serve(listener, &portcullis)
+                        .await
+                        .expect(concat!(stringify!($example), " serves"));
+                },
+            )
+            .await
+        }
+    };
 }
 
 /// Binds 127.0.0.1:0, builds the example's `Portcullis` for `http://<addr><resource_path>` with the keys of a
@@ -148,36 +179,23 @@ where
         portcullis.metadata_url(),
         format!("http://{addr}/.well-known/oauth-protected-resource{resource_path}")
     );
-    let task = tokio::spawn(serve(listener, portcullis));
     Served {
         addr,
         resource,
         auth,
-        task,
+        _task: Spawned::new(serve(listener, portcullis)),
     }
 }
 
-/// Asserts a `WWW-Authenticate` challenge: Bearer, pointing to the metadata, with `error` when expected (and
-/// none when not, RFC 6750 section 3), and the `scope` when expected.
-#[track_caller]
-fn assert_challenge(challenge: &str, metadata_url: &str, error: Option<&str>, scope: Option<&str>) {
-    assert!(challenge.starts_with("Bearer "), "{challenge}");
-    assert!(
-        challenge.contains(&format!("resource_metadata=\"{metadata_url}\"")),
-        "{challenge}"
-    );
-    match error {
-        Some(error) => assert!(
-            challenge.contains(&format!("error=\"{error}\"")),
-            "{challenge}"
-        ),
-        None => assert!(!challenge.contains("error="), "{challenge}"),
-    }
-    if let Some(scope) = scope {
-        assert!(
-            challenge.contains(&format!("scope=\"{scope}\"")),
-            "{challenge}"
-        );
+/// What the examples answer for [`ACCOUNT`] with a valid `mcp:read` token, bound to `site` (and its products) or
+/// to none.
+fn ada(site: Option<&str>) -> Identity {
+    Identity {
+        account_id: ACCOUNT.into(),
+        site_id: site.map(str::to_owned),
+        auth_method: "oauth".into(),
+        scopes: vec!["mcp:read".into()],
+        products: site.map(|_| vec!["wiki".into()]).unwrap_or_default(),
     }
 }
 
@@ -190,49 +208,31 @@ fn http_client() -> reqwest::Client {
         .expect("HTTP client")
 }
 
-/// A response read off the wire.
-#[derive(Debug)]
-struct HttpResponse {
-    status: u16,
-    headers: http::HeaderMap,
-    body: String,
-}
-
-impl HttpResponse {
-    async fn read(response: reqwest::Response) -> Self {
-        let status = response.status().as_u16();
-        let headers = response.headers().clone();
-        let body = response.text().await.expect("response body");
-        Self {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// The JSON body of a rejection: `reason` is the typed reason's code.
-    #[track_caller]
-    fn reason(&self) -> String {
-        let body: Value = serde_json::from_str(&self.body).expect("a JSON rejection body");
-        body["reason"].as_str().unwrap_or_default().to_owned()
-    }
-
-    #[track_caller]
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+/// A response read whole, as the raw client reads one.
+async fn read(response: reqwest::Response) -> RawResponse {
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_owned(), value)
+        })
+        .collect();
+    let body = response.text().await.expect("response body");
+    RawResponse {
+        status,
+        headers,
+        body,
     }
 }
 
-async fn get(url: &str, authorization: Option<&str>) -> HttpResponse {
+async fn get(url: &str, authorization: Option<&str>) -> RawResponse {
     let mut request = http_client().get(url);
     if let Some(authorization) = authorization {
         request = request.header("authorization", authorization);
     }
-    HttpResponse::read(request.send().await.expect("GET")).await
+    read(request.send().await.expect("GET")).await
 }
 
 mod axum_mcp {
@@ -242,19 +242,7 @@ mod axum_mcp {
 
     const PROTOCOL_VERSION: &str = "2025-06-18";
 
-    async fn served(jwks_up: bool) -> Served {
-        serve_example(
-            jwks_up,
-            "/mcp",
-            axum_mcp::portcullis,
-            |listener, portcullis| async move {
-                axum_mcp::serve(listener, &portcullis)
-                    .await
-                    .expect("axum serves");
-            },
-        )
-        .await
-    }
+    served!(axum_mcp, "/mcp");
 
     /// A streamable HTTP MCP client: JSON-RPC over POST, answers read as JSON or from SSE `data:` lines.
     struct McpClient {
@@ -266,6 +254,13 @@ mod axum_mcp {
     }
 
     impl McpClient {
+        /// A client with a valid token granted `scope`, its session initialized.
+        async fn initialized(server: &Served, scope: &str) -> Self {
+            let mut client = Self::new(server, Some(&server.token(scope)));
+            client.initialize().await;
+            client
+        }
+
         fn new(server: &Served, token: Option<&str>) -> Self {
             Self {
                 http: http_client(),
@@ -276,7 +271,7 @@ mod axum_mcp {
             }
         }
 
-        async fn post(&self, message: &Value) -> HttpResponse {
+        async fn post(&self, message: &Value) -> RawResponse {
             let mut request = self
                 .http
                 .post(&self.url)
@@ -291,11 +286,11 @@ mod axum_mcp {
                     .header("mcp-session-id", session)
                     .header("mcp-protocol-version", PROTOCOL_VERSION);
             }
-            HttpResponse::read(request.send().await.expect("POST /mcp")).await
+            read(request.send().await.expect("POST /mcp")).await
         }
 
         /// Sends a request; the raw response (for rejections) and, for a 200, the JSON-RPC answer to it.
-        async fn request(&mut self, method: &str, params: Value) -> (HttpResponse, Option<Value>) {
+        async fn request(&mut self, method: &str, params: Value) -> (RawResponse, Option<Value>) {
             let id = self.next_id;
             self.next_id += 1;
             let response = self
@@ -335,11 +330,17 @@ mod axum_mcp {
             assert_eq!(initialized.status, 202, "{}", initialized.body);
         }
 
+        /// `create_page` titled "Plans" on `site`.
+        async fn create_page(&mut self, site: &str) -> (RawResponse, Option<Value>) {
+            self.call_tool("create_page", json!({"cloudId": site, "title": "Plans"}))
+                .await
+        }
+
         async fn call_tool(
             &mut self,
             name: &str,
             arguments: Value,
-        ) -> (HttpResponse, Option<Value>) {
+        ) -> (RawResponse, Option<Value>) {
             self.request("tools/call", json!({"name": name, "arguments": arguments}))
                 .await
         }
@@ -347,7 +348,7 @@ mod axum_mcp {
 
     /// The JSON-RPC message answering `id`, from a JSON body or the `data:` lines of an SSE body.
     #[track_caller]
-    fn answer(response: &HttpResponse, id: u64) -> Value {
+    fn answer(response: &RawResponse, id: u64) -> Value {
         let content_type = response.header("content-type").unwrap_or_default();
         let messages: Vec<Value> = if content_type.starts_with("text/event-stream") {
             response
@@ -365,6 +366,12 @@ mod axum_mcp {
             .unwrap_or_else(|| panic!("no answer to request {id} in {:?}", response.body))
     }
 
+    /// The `Identity` a successful `whoami` call answers.
+    #[track_caller]
+    fn identity_in(answer: Option<Value>) -> Identity {
+        serde_json::from_value(structured(&answer.expect("an answer"))).expect("an Identity")
+    }
+
     /// The structured result of a successful `tools/call`.
     #[track_caller]
     fn structured(answer: &Value) -> Value {
@@ -375,31 +382,18 @@ mod axum_mcp {
     #[tokio::test]
     async fn whoami_tool_sees_the_auth_context() {
         let server = served(true).await;
-        let token = server.token("mcp:read");
-        let mut client = McpClient::new(&server, Some(&token));
-        client.initialize().await;
+        let mut client = McpClient::initialized(&server, "mcp:read").await;
 
         let (response, answer) = client
             .call_tool("whoami", json!({"cloudId": "site-a"}))
             .await;
         assert_eq!(response.status, 200, "{}", response.body);
-        let identity: Identity =
-            serde_json::from_value(structured(&answer.expect("an answer"))).expect("an Identity");
-        assert_eq!(
-            identity,
-            Identity {
-                account_id: ACCOUNT.into(),
-                site_id: Some("site-a".into()),
-                auth_method: "oauth".into(),
-                scopes: vec!["mcp:read".into()],
-                products: vec!["wiki".into()],
-            }
-        );
+        let identity = identity_in(answer);
+        assert_eq!(identity, ada(Some("site-a")));
 
         // Without a site the call is not bound to one, and there are no products.
         let (_, answer) = client.call_tool("whoami", json!({})).await;
-        let identity: Identity =
-            serde_json::from_value(structured(&answer.expect("an answer"))).expect("an Identity");
+        let identity = identity_in(answer);
         assert_eq!(identity.account_id, ACCOUNT);
         assert_eq!(identity.site_id, None);
         assert!(identity.products.is_empty());
@@ -410,26 +404,25 @@ mod axum_mcp {
     #[tokio::test]
     async fn another_users_token_cannot_use_a_session() {
         let server = served(true).await;
-        let mut owner = McpClient::new(&server, Some(&server.token("mcp:read")));
-        owner.initialize().await;
+        let mut owner = McpClient::initialized(&server, "mcp:read").await;
         let session = owner.session.clone().expect("a session");
 
-        let now = support::now();
-        let mut claims = json!({
-            "iss": server.auth.issuer(), "sub": "someone-else", "aud": server.resource,
-            "iat": now, "exp": now + 600, "scope": "mcp:read mcp:write", "client_id": "examples-client",
-        });
-        claims[DEFAULT_SITE_CLAIM] = json!(["site-a"]);
-        let other_token = support::sign(&key(), support::header(&key()), claims);
+        let other_token = token_signed_by(
+            &key(),
+            &server.auth,
+            &server.resource,
+            "someone-else",
+            &["site-a"],
+            "mcp:read mcp:write",
+        );
         let mut intruder = McpClient::new(&server, Some(&other_token));
         intruder.session = Some(session.clone());
         let (response, _) = intruder
             .call_tool("whoami", json!({"cloudId": "site-a"}))
             .await;
-        assert_eq!(response.status, 404, "{}", response.body);
-        assert!(response.header("www-authenticate").is_none());
-        let reason: Value = response.json();
-        assert_eq!(reason["reason"], "unknown_session");
+        Expect::rejected(404, "unknown_session")
+            .challenge(WwwAuthenticate::Absent)
+            .check(&response, &server.metadata_url());
 
         // The intruder can start a session of its own; the owner's session still works for the owner.
         intruder.session = None;
@@ -439,23 +432,15 @@ mod axum_mcp {
             .call_tool("whoami", json!({"cloudId": "site-a"}))
             .await;
         assert_eq!(response.status, 200, "{}", response.body);
-        let identity: Identity =
-            serde_json::from_value(structured(&answer.expect("an answer"))).expect("an Identity");
+        let identity = identity_in(answer);
         assert_eq!(identity.account_id, ACCOUNT);
     }
 
     #[tokio::test]
     async fn create_page_with_the_write_scope_is_allowed() {
         let server = served(true).await;
-        let token = server.token("mcp:read mcp:write");
-        let mut client = McpClient::new(&server, Some(&token));
-        client.initialize().await;
-        let (response, answer) = client
-            .call_tool(
-                "create_page",
-                json!({"cloudId": "site-a", "title": "Plans"}),
-            )
-            .await;
+        let mut client = McpClient::initialized(&server, "mcp:read mcp:write").await;
+        let (response, answer) = client.create_page("site-a").await;
         assert_eq!(response.status, 200, "{}", response.body);
         let page = structured(&answer.expect("an answer"));
         assert_eq!(page["siteId"], "site-a", "{page}");
@@ -466,24 +451,12 @@ mod axum_mcp {
     #[tokio::test]
     async fn create_page_without_the_write_scope_is_insufficient_scope() {
         let server = served(true).await;
-        let token = server.token("mcp:read");
-        let mut client = McpClient::new(&server, Some(&token));
-        client.initialize().await;
-        let (response, answer) = client
-            .call_tool(
-                "create_page",
-                json!({"cloudId": "site-a", "title": "Plans"}),
-            )
-            .await;
-        assert_eq!(response.status, 403, "{}", response.body);
+        let mut client = McpClient::initialized(&server, "mcp:read").await;
+        let (response, answer) = client.create_page("site-a").await;
+        Expect::rejected(403, "insufficient_scope")
+            .bearer_scope(Some("insufficient_scope"), "mcp:write")
+            .check(&response, &server.metadata_url());
         assert!(answer.is_none());
-        assert_eq!(response.reason(), "insufficient_scope");
-        assert_challenge(
-            response.header("www-authenticate").expect("a challenge"),
-            &server.metadata_url(),
-            Some("insufficient_scope"),
-            Some("mcp:write"),
-        );
         // The same session still reaches the read-only tool.
         let (response, _) = client
             .call_tool("whoami", json!({"cloudId": "site-a"}))
@@ -494,9 +467,7 @@ mod axum_mcp {
     #[tokio::test]
     async fn a_site_the_token_was_not_granted_is_forbidden() {
         let server = served(true).await;
-        let token = server.token("mcp:read mcp:write");
-        let mut client = McpClient::new(&server, Some(&token));
-        client.initialize().await;
+        let mut client = McpClient::initialized(&server, "mcp:read mcp:write").await;
         for (tool, arguments) in [
             ("whoami", json!({"cloudId": "site-b"})),
             (
@@ -505,15 +476,8 @@ mod axum_mcp {
             ),
         ] {
             let (response, answer) = client.call_tool(tool, arguments).await;
-            assert_eq!(response.status, 403, "{tool}: {}", response.body);
+            SITE_NOT_GRANTED.check_case(&response, &server.metadata_url(), tool);
             assert!(answer.is_none());
-            assert_eq!(response.reason(), "site_not_granted");
-            assert_challenge(
-                response.header("www-authenticate").expect("a challenge"),
-                &server.metadata_url(),
-                None,
-                None,
-            );
         }
     }
 
@@ -524,7 +488,7 @@ mod axum_mcp {
         let server = served(true).await;
         let http = http_client();
         let origin = "https://inspector.example.com";
-        let preflight = HttpResponse::read(
+        let preflight = read(
             http.request(reqwest::Method::OPTIONS, server.url("/mcp"))
                 .header("origin", origin)
                 .header("access-control-request-method", "POST")
@@ -553,7 +517,7 @@ mod axum_mcp {
         }
 
         // The request itself, without a token: 401, with the challenge readable by the page.
-        let unauthenticated = HttpResponse::read(
+        let unauthenticated = read(
             http.post(server.url("/mcp"))
                 .header("origin", origin)
                 .header("content-type", "application/json")
@@ -574,7 +538,7 @@ mod axum_mcp {
 
         // The CORS layer answers every OPTIONS itself (tower-http treats each as a preflight): an empty answer
         // that reaches neither the stack nor the MCP service, and carries nothing of theirs.
-        let options = HttpResponse::read(
+        let options = read(
             http.request(reqwest::Method::OPTIONS, server.url("/mcp"))
                 .send()
                 .await
@@ -597,15 +561,9 @@ mod axum_mcp {
                        "clientInfo": {"name": "t", "version": "0"}}),
             )
             .await;
-        assert_eq!(response.status, 401, "{}", response.body);
-        assert_eq!(response.reason(), "missing_credential");
-        let challenge = response.header("www-authenticate").expect("a challenge");
-        assert_challenge(
-            challenge,
-            &server.metadata_url(),
-            None,
-            Some("mcp:read mcp:write"),
-        );
+        Expect::rejected(401, "missing_credential")
+            .bearer_scope(None, "mcp:read mcp:write")
+            .check(&response, &server.metadata_url());
 
         // The GET that opens the SSE stream and the DELETE that ends a session are authenticated too.
         let http = http_client();
@@ -615,9 +573,8 @@ mod axum_mcp {
             http.delete(server.url("/mcp"))
                 .header("mcp-session-id", "any"),
         ] {
-            let response = HttpResponse::read(request.send().await.expect("send")).await;
-            assert_eq!(response.status, 401, "{}", response.body);
-            assert_eq!(response.reason(), "missing_credential");
+            let response = read(request.send().await.expect("send")).await;
+            Expect::rejected(401, "missing_credential").check(&response, &server.metadata_url());
         }
     }
 
@@ -629,14 +586,7 @@ mod axum_mcp {
         let (response, _) = client
             .call_tool("whoami", json!({"cloudId": "site-a"}))
             .await;
-        assert_eq!(response.status, 401, "{}", response.body);
-        assert_eq!(response.reason(), "invalid_token");
-        assert_challenge(
-            response.header("www-authenticate").expect("a challenge"),
-            &server.metadata_url(),
-            Some("invalid_token"),
-            None,
-        );
+        INVALID_TOKEN.check(&response, &server.metadata_url());
     }
 
     #[tokio::test]
@@ -647,9 +597,7 @@ mod axum_mcp {
         let (response, _) = client
             .call_tool("whoami", json!({"cloudId": "site-a"}))
             .await;
-        assert_eq!(response.status, 503, "{}", response.body);
-        assert_eq!(response.reason(), "temporarily_unavailable");
-        assert!(response.header("retry-after").is_some(), "{response:?}");
+        UNAVAILABLE.check(&response, &server.metadata_url());
         assert!(server.auth.jwks_hits() >= 1);
     }
 
@@ -683,25 +631,12 @@ mod axum_mcp {
         let response = get(&server.url("/api/me"), Some(&format!("Bearer {token}"))).await;
         assert_eq!(response.status, 200, "{}", response.body);
         let identity: Identity = serde_json::from_str(&response.body).expect("an Identity");
-        assert_eq!(
-            identity,
-            Identity {
-                account_id: ACCOUNT.into(),
-                site_id: None,
-                auth_method: "oauth".into(),
-                scopes: vec!["mcp:read".into()],
-                products: Vec::new(),
-            }
-        );
+        assert_eq!(identity, ada(None));
 
         let response = get(&server.url("/api/me"), None).await;
-        assert_eq!(response.status, 401, "{}", response.body);
-        assert_challenge(
-            response.header("www-authenticate").expect("a challenge"),
-            &server.metadata_url(),
-            None,
-            None,
-        );
+        Expect::status(401)
+            .bearer(None)
+            .check(&response, &server.metadata_url());
     }
 }
 
@@ -711,19 +646,7 @@ mod tonic_grpc {
 
     use super::*;
 
-    async fn served(jwks_up: bool) -> Served {
-        serve_example(
-            jwks_up,
-            "",
-            tonic_grpc::portcullis,
-            |listener, portcullis| async move {
-                tonic_grpc::serve(listener, &portcullis)
-                    .await
-                    .expect("tonic serves");
-            },
-        )
-        .await
-    }
+    served!(tonic_grpc, "");
 
     async fn call(
         server: &Served,
@@ -752,7 +675,8 @@ mod tonic_grpc {
             .get("www-authenticate")
             .and_then(|v| v.to_str().ok())
             .expect("a challenge in the metadata");
-        assert_challenge(challenge, &server.metadata_url(), error, None);
+        WwwAuthenticate::Bearer { error, scope: None }
+            .check(Some(challenge), &server.metadata_url());
     }
 
     #[tokio::test]
@@ -762,16 +686,7 @@ mod tonic_grpc {
         let reply = call(&server, Some(&token), Some("site-a"))
             .await
             .expect("allowed");
-        assert_eq!(
-            reply,
-            GetReply {
-                account_id: ACCOUNT.into(),
-                site_id: Some("site-a".into()),
-                auth_method: "oauth".into(),
-                scopes: vec!["mcp:read".into()],
-                products: vec!["wiki".into()],
-            }
-        );
+        assert_eq!(reply, GetReply::from(ada(Some("site-a"))));
         // Naming no site, the call is unbound.
         let reply = call(&server, Some(&token), None).await.expect("allowed");
         assert_eq!(reply.account_id, ACCOUNT);
@@ -781,18 +696,11 @@ mod tonic_grpc {
     #[tokio::test]
     async fn no_token_or_an_invalid_one_is_unauthenticated() {
         let server = served(true).await;
-        assert_status(
-            call(&server, None, Some("site-a")).await,
-            Code::Unauthenticated,
-            &server,
-            None,
-        );
-        assert_status(
-            call(&server, Some(&server.forged_token()), Some("site-a")).await,
-            Code::Unauthenticated,
-            &server,
-            Some("invalid_token"),
-        );
+        let forged = server.forged_token();
+        for (token, error) in [(None, None), (Some(forged.as_str()), Some("invalid_token"))] {
+            let outcome = call(&server, token, Some("site-a")).await;
+            assert_status(outcome, Code::Unauthenticated, &server, error);
+        }
     }
 
     #[tokio::test]
@@ -824,16 +732,14 @@ mod hyper_service {
 
     use super::*;
 
-    async fn served(jwks_up: bool) -> Served {
-        serve_example(
-            jwks_up,
-            "",
-            hyper_service::portcullis,
-            |listener, portcullis| async move {
-                hyper_service::serve(listener, &portcullis)
-                    .await
-                    .expect("hyper serves");
-            },
+    served!(hyper_service, "");
+
+    /// `GET /sites/{site}/whoami` with a valid `mcp:read` token.
+    async fn whoami(server: &Served, site: &str) -> RawResponse {
+        let authorization = format!("Bearer {}", server.token("mcp:read"));
+        get(
+            &server.url(&format!("/sites/{site}/whoami")),
+            Some(&authorization),
         )
         .await
     }
@@ -841,82 +747,36 @@ mod hyper_service {
     #[tokio::test]
     async fn whoami_answers_with_the_auth_context() {
         let server = served(true).await;
-        let token = server.token("mcp:read");
-        let response = get(
-            &server.url("/sites/site-a/whoami"),
-            Some(&format!("Bearer {token}")),
-        )
-        .await;
+        let response = whoami(&server, "site-a").await;
         assert_eq!(response.status, 200, "{}", response.body);
         let identity: Identity = serde_json::from_str(&response.body).expect("an Identity");
-        assert_eq!(
-            identity,
-            Identity {
-                account_id: ACCOUNT.into(),
-                site_id: Some("site-a".into()),
-                auth_method: "oauth".into(),
-                scopes: vec!["mcp:read".into()],
-                products: vec!["wiki".into()],
-            }
-        );
+        assert_eq!(identity, ada(Some("site-a")));
     }
 
     #[tokio::test]
     async fn no_token_or_an_invalid_one_is_unauthorized() {
         let server = served(true).await;
         let url = server.url("/sites/site-a/whoami");
-        let response = get(&url, None).await;
-        assert_eq!(response.status, 401, "{}", response.body);
-        assert_eq!(response.reason(), "missing_credential");
-        assert_challenge(
-            response.header("www-authenticate").expect("a challenge"),
-            &server.metadata_url(),
-            None,
-            None,
-        );
-
-        let response = get(&url, Some(&format!("Bearer {}", server.forged_token()))).await;
-        assert_eq!(response.status, 401, "{}", response.body);
-        assert_eq!(response.reason(), "invalid_token");
-        assert_challenge(
-            response.header("www-authenticate").expect("a challenge"),
-            &server.metadata_url(),
-            Some("invalid_token"),
-            None,
-        );
+        let forged = format!("Bearer {}", server.forged_token());
+        for (authorization, expect) in [(None, MISSING_CREDENTIAL), (Some(&forged), INVALID_TOKEN)]
+        {
+            let response = get(&url, authorization.map(String::as_str)).await;
+            expect.check(&response, &server.metadata_url());
+        }
     }
 
     #[tokio::test]
     async fn a_site_the_token_was_not_granted_is_forbidden() {
         let server = served(true).await;
-        let token = server.token("mcp:read");
-        let response = get(
-            &server.url("/sites/site-b/whoami"),
-            Some(&format!("Bearer {token}")),
-        )
-        .await;
-        assert_eq!(response.status, 403, "{}", response.body);
-        assert_eq!(response.reason(), "site_not_granted");
-        assert_challenge(
-            response.header("www-authenticate").expect("a challenge"),
-            &server.metadata_url(),
-            None,
-            None,
-        );
+        let response = whoami(&server, "site-b").await;
+        SITE_NOT_GRANTED.check(&response, &server.metadata_url());
     }
 
     #[tokio::test]
     async fn unreachable_keys_are_service_unavailable() {
         let server = served(false).await;
-        let token = server.token("mcp:read");
-        let response = get(
-            &server.url("/sites/site-a/whoami"),
-            Some(&format!("Bearer {token}")),
-        )
-        .await;
-        assert_eq!(response.status, 503, "{}", response.body);
-        assert_eq!(response.reason(), "temporarily_unavailable");
-        assert!(response.header("retry-after").is_some(), "{response:?}");
+        let response = whoami(&server, "site-a").await;
+        UNAVAILABLE.check(&response, &server.metadata_url());
         assert!(server.auth.jwks_hits() >= 1);
     }
 

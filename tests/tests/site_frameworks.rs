@@ -14,9 +14,9 @@ use http_body_util::{BodyExt, Full};
 use portcullis_core::{Challenge, Site};
 use portcullis_credential::ExtractCredentialLayer;
 use portcullis_site::BindSiteLayer;
-use portcullis_tests::{RawResponse, send_raw};
+use portcullis_test_support::raw_request;
+use portcullis_tests::{Expect, RawResponse, Spawned, WwwAuthenticate, send_raw};
 use portcullis_token::{FileTokenStore, TokenValidator, ValidateTokenLayer, token_digest};
-use tokio::task::JoinHandle;
 
 const META: &str = "http://127.0.0.1/.well-known/oauth-protected-resource/mcp";
 /// Granted `site-a` and `site-b`.
@@ -95,20 +95,11 @@ fn large_tools_call(site: &str, len: usize) -> String {
     )
 }
 
-/// A whole HTTP/1.1 request with `Content-Length`.
+/// A whole HTTP/1.1 JSON `POST` with `Content-Length`.
 fn http_post(path: &str, authorization: Option<&str>, body: &str) -> Vec<u8> {
-    let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(authorization) = authorization {
-        head.push_str(&format!("Authorization: {authorization}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut request = head.into_bytes();
-    request.extend_from_slice(body.as_bytes());
-    request
+    let mut headers = vec![("Content-Type", "application/json")];
+    headers.extend(authorization.map(|a| ("Authorization", a)));
+    raw_request("POST", path, &headers, body.as_bytes())
 }
 
 /// A whole HTTP/1.1 request with `Transfer-Encoding: chunked`, the body cut at `cuts` (byte offsets, which may
@@ -149,35 +140,21 @@ fn assert_passed(response: &RawResponse, site: &str, body: &str) {
 /// a challenge pointing to the resource metadata.
 #[track_caller]
 fn assert_rejected(response: &RawResponse, status: u16, reason: &str) {
-    assert_eq!(response.status, status, "{}", response.body);
-    assert!(
-        response.body.contains(&format!("\"reason\":\"{reason}\"")),
-        "{}",
-        response.body
-    );
-    assert_eq!(response.header("x-bound-site"), None);
-    let challenge = response.header("www-authenticate");
-    if matches!(status, 400 | 401 | 403) {
-        let challenge = challenge.expect("a WWW-Authenticate challenge");
-        assert!(
-            challenge.contains(&format!("resource_metadata=\"{META}\"")),
-            "{challenge}"
-        );
+    let challenge = if matches!(status, 400 | 401 | 403) {
+        WwwAuthenticate::Metadata
     } else {
-        assert_eq!(challenge, None);
-    }
+        WwwAuthenticate::Absent
+    };
+    Expect::rejected(status, reason)
+        .challenge(challenge)
+        .check(response, META);
+    assert_eq!(response.header("x-bound-site"), None);
 }
 
 /// A server task on a loopback port, stopped when dropped.
 struct Served {
     addr: SocketAddr,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: Spawned,
 }
 
 mod axum_router {
@@ -230,10 +207,10 @@ mod axum_router {
             .await
             .expect("bind 127.0.0.1");
         let addr = listener.local_addr().expect("local addr");
-        let task = tokio::spawn(async move {
+        let task = Spawned::new(async move {
             axum::serve(listener, app).await.expect("axum serves");
         });
-        (Served { addr, task }, calls)
+        (Served { addr, _task: task }, calls)
     }
 
     #[tokio::test]
@@ -362,7 +339,7 @@ mod tonic_grpc {
             .await
             .expect("bind 127.0.0.1");
         let addr = listener.local_addr().expect("local addr");
-        let task = tokio::spawn(async move {
+        let task = Spawned::new(async move {
             Server::builder()
                 .layer(stack)
                 .add_service(health)
@@ -370,7 +347,7 @@ mod tonic_grpc {
                 .await
                 .expect("tonic serves");
         });
-        (Served { addr, task }, bound)
+        (Served { addr, _task: task }, bound)
     }
 
     async fn client(addr: SocketAddr) -> HealthClient<Channel> {
@@ -407,12 +384,8 @@ mod tonic_grpc {
         let challenge = status
             .metadata()
             .get("www-authenticate")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        assert!(
-            challenge.contains(&format!("resource_metadata=\"{META}\"")),
-            "{status:?}"
-        );
+            .and_then(|v| v.to_str().ok());
+        WwwAuthenticate::Metadata.check(challenge, META);
     }
 
     #[tokio::test]

@@ -8,8 +8,9 @@ use std::time::Duration;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue, PROXY_AUTHORIZATION};
 use http::{HeaderMap, Request, Response};
 use portcullis_core::{
-    AuthContext, AuthMethod, Challenge, ConfigError, Credential, LookupFuture, Principal, Product,
-    Protocol, Rejection, RejectionKind, ResponseBody, Site, UserProfile,
+    AuthContext, Challenge, ConfigError, Credential, LookupFuture, Principal, PrincipalKey,
+    PrincipalKeyRef, Product, Protocol, Rejection, RejectionKind, ResponseBody, Site, SiteId,
+    UserProfile,
 };
 use portcullis_lookup::{Equivalent, ExpiringCache};
 use tower_layer::Layer;
@@ -212,7 +213,7 @@ where
             // Taken out for the lookup (a source may ask the issuer with it) and put back after: the request body
             // need not be `Sync`, and nothing is copied.
             let credential = req.extensions_mut().remove::<Credential>();
-            let key = ContextKey::new(&principal, site.as_ref());
+            let key = ContextKeyRef::new(&principal, site.as_ref()).into_owned();
             let parts = shared
                 .cache
                 .get_or_load(key, async {
@@ -266,53 +267,40 @@ where
     inner.call(req)
 }
 
-/// The cache key of a context: who (method, issuer, subject) on which site.
+/// The cache key of a context: who on which site.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct ContextKey {
-    method: AuthMethod,
-    issuer: Option<Box<str>>,
-    subject: Box<str>,
-    site: Option<Box<str>>,
+    principal: PrincipalKey,
+    site: Option<SiteId>,
 }
 
-impl ContextKey {
-    fn new(principal: &Principal, site: Option<&Site>) -> Self {
-        Self {
-            method: principal.method(),
-            issuer: principal.issuer().map(Box::from),
-            subject: principal.subject().into(),
-            site: site.map(|site| site.id().as_str().into()),
-        }
-    }
-}
-
-/// A [`ContextKey`] borrowed from the request, for lookups that allocate nothing. Its fields hash exactly as the
-/// owned key's do (`Box<str>` hashes as `str`).
-#[derive(Hash)]
+/// A [`ContextKey`] borrowed from the request, for lookups that allocate nothing. It hashes exactly as the owned
+/// key does (a [`PrincipalKeyRef`] as its [`PrincipalKey`], a reference as what it refers to).
+#[derive(Clone, Copy, Hash)]
 struct ContextKeyRef<'a> {
-    method: AuthMethod,
-    issuer: Option<&'a str>,
-    subject: &'a str,
-    site: Option<&'a str>,
+    principal: PrincipalKeyRef<'a>,
+    site: Option<&'a SiteId>,
 }
 
 impl<'a> ContextKeyRef<'a> {
     fn new(principal: &'a Principal, site: Option<&'a Site>) -> Self {
         Self {
-            method: principal.method(),
-            issuer: principal.issuer(),
-            subject: principal.subject(),
-            site: site.map(|site| site.id().as_str()),
+            principal: principal.key(),
+            site: site.map(Site::id),
+        }
+    }
+
+    fn into_owned(self) -> ContextKey {
+        ContextKey {
+            principal: self.principal.into_owned(),
+            site: self.site.cloned(),
         }
     }
 }
 
 impl Equivalent<ContextKey> for ContextKeyRef<'_> {
     fn equivalent(&self, key: &ContextKey) -> bool {
-        self.method == key.method
-            && self.issuer == key.issuer.as_deref()
-            && self.subject == &*key.subject
-            && self.site == key.site.as_deref()
+        self.principal.matches(&key.principal) && self.site == key.site.as_ref()
     }
 }
 
@@ -385,33 +373,20 @@ fn header_value(value: &str) -> Option<HeaderValue> {
 mod key_tests {
     use std::hash::{BuildHasher, RandomState};
 
-    use portcullis_core::SiteId;
+    use portcullis_core::AuthMethod;
 
     use super::*;
 
-    /// The borrowed key finds exactly the owned key of the same principal and site, and hashes the same.
+    /// The borrowed key finds exactly the owned key of the same principal and site, and hashes the same. (Which
+    /// principals are the same is `PrincipalKey`'s own test, in portcullis-core.)
     #[test]
     fn borrowed_keys_match_owned_keys_exactly() {
-        let principal = |method, issuer: Option<&str>, subject: &str| {
-            let builder = Principal::builder(method, subject);
-            match issuer {
-                Some(issuer) => builder.with_issuer(issuer).verified(),
-                None => builder.verified(),
-            }
-        };
         let principals = [
-            principal(AuthMethod::OAuth, Some("https://a.example"), "u1"),
-            principal(AuthMethod::OAuth, Some("https://b.example"), "u1"),
-            principal(AuthMethod::OAuth, None, "u1"),
-            principal(AuthMethod::OAuth, Some("https://a.example"), "u2"),
-            principal(
-                AuthMethod::PersonalApiToken,
-                Some("https://a.example"),
-                "u1",
-            ),
-            principal(AuthMethod::ServiceAccountKey, None, "u1"),
-            // Field boundaries: the same characters split differently are different keys.
-            principal(AuthMethod::OAuth, Some("https://a.example\0u"), "1"),
+            Principal::builder(AuthMethod::OAuth, "u1")
+                .with_issuer("https://a.example")
+                .verified(),
+            Principal::builder(AuthMethod::OAuth, "u1").verified(),
+            Principal::builder(AuthMethod::ServiceAccountKey, "u2").verified(),
         ];
         let site_a = Site::new(SiteId::parse("site-a").expect("id"));
         let site_b = Site::new(SiteId::parse("site-b").expect("id"));
@@ -419,14 +394,14 @@ mod key_tests {
         let hasher = RandomState::new();
         for (i, p) in principals.iter().enumerate() {
             for (j, s) in sites.iter().enumerate() {
-                let owned = ContextKey::new(p, *s);
+                let owned = ContextKeyRef::new(p, *s).into_owned();
                 for (k, q) in principals.iter().enumerate() {
                     for (l, t) in sites.iter().enumerate() {
                         let borrowed = ContextKeyRef::new(q, *t);
                         let same = i == k && j == l;
                         assert_eq!(borrowed.equivalent(&owned), same, "{i}/{j} vs {k}/{l}");
                         if same {
-                            assert_eq!(hasher.hash_one(&borrowed), hasher.hash_one(&owned));
+                            assert_eq!(hasher.hash_one(borrowed), hasher.hash_one(&owned));
                         }
                     }
                 }

@@ -13,6 +13,14 @@
 //! `Authorization` header (a token is never passed through) and every inbound header of the identity namespace,
 //! and [`EnrichContextLayer::with_identity_headers`] sets the identity for the upstream.
 //!
+//! # In the stack
+//! | | |
+//! | --- | --- |
+//! | owns | who the caller is for the application: [`EnrichContextLayer`], the context sources and the context cache |
+//! | reads | the [`Principal`](portcullis_core::Principal) (none: 401), the bound [`Site`](portcullis_core::Site), and the [`Credential`](portcullis_core::Credential) for an OIDC `userinfo` source |
+//! | puts | the [`AuthContext`](portcullis_core::AuthContext), over one planted before; in forwarding mode it removes `Authorization` and the identity namespace, and sets the identity headers |
+//! | comes after | `BindSiteLayer` and the policy layers: it is the last layer before the application |
+//!
 //! # Example
 //!
 //! ```
@@ -53,6 +61,8 @@ mod enrich;
 mod resolve;
 
 pub use enrich::{EnrichContext, EnrichContextLayer, ResponseFuture};
+/// The `with_bearer` and `with_fetcher` builder methods of this crate's HTTP source.
+pub use portcullis_lookup::ConfigureHttpSource;
 pub use resolve::{
     BoxFuture, ContextError, ContextParts, ContextQuery, HttpContext, ResolveContext, StaticContext,
 };

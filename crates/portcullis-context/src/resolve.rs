@@ -8,9 +8,8 @@ use std::pin::Pin;
 
 use portcullis_core::{
     AuthMethod, ConfigError, Credential, Principal, Product, Secret, Site, SiteId, UserProfile,
-    check_url,
 };
-use portcullis_lookup::HttpFetcher;
+use portcullis_lookup::{ConfigureHttpSource, HttpSource};
 use serde::Deserialize;
 
 /// A boxed future, as [`ResolveContext`] returns.
@@ -237,13 +236,13 @@ enum ProfileSource {
 ///   (asked only when the request is bound to a site).
 ///
 /// Any non-2xx, slow or malformed answer is a [`ContextError`].
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct HttpContext {
     profile: ProfileSource,
-    profile_endpoint: String,
-    products_endpoint: Option<String>,
-    authorization: Option<Secret>,
-    fetcher: HttpFetcher,
+    /// The profile (or `userinfo`) endpoint, with the service's credential and the fetcher.
+    profiles: HttpSource,
+    /// Asked with the same credential and fetcher.
+    products: Option<HttpSource>,
 }
 
 #[derive(Deserialize)]
@@ -287,15 +286,10 @@ impl HttpContext {
     /// An endpoint that is not `https` (or `http` on loopback) or has a query, or an HTTP client that cannot be
     /// set up.
     pub fn new(profile_endpoint: &str) -> Result<Self, ConfigError> {
-        endpoint("profile_endpoint", profile_endpoint)?;
-        let fetcher = HttpFetcher::new()
-            .map_err(|_| ConfigError::new("profile_endpoint", "cannot set up the HTTP client"))?;
         Ok(Self {
             profile: ProfileSource::Directory,
-            profile_endpoint: profile_endpoint.to_owned(),
-            products_endpoint: None,
-            authorization: None,
-            fetcher,
+            profiles: HttpSource::get("profile_endpoint", profile_endpoint)?,
+            products: None,
         })
     }
 
@@ -316,44 +310,24 @@ impl HttpContext {
     /// # Errors
     /// As [`HttpContext::new`].
     pub fn with_products(mut self, products_endpoint: &str) -> Result<Self, ConfigError> {
-        endpoint("products_endpoint", products_endpoint)?;
-        self.products_endpoint = Some(products_endpoint.to_owned());
+        self.products = Some(
+            self.profiles
+                .get_at("products_endpoint", products_endpoint)?,
+        );
         Ok(self)
-    }
-
-    /// Authenticates to the endpoints with `Authorization: Bearer <token>` (the service's own token, never a
-    /// user's).
-    #[must_use]
-    pub fn with_bearer(mut self, token: Secret) -> Self {
-        self.authorization = Some(Secret::new(format!("Bearer {}", token.expose_secret())));
-        self
-    }
-
-    /// Uses this fetcher (timeouts, size cap) instead of the default one.
-    #[must_use]
-    pub fn with_fetcher(mut self, fetcher: HttpFetcher) -> Self {
-        self.fetcher = fetcher;
-        self
     }
 
     async fn fetch(&self, query: ContextQuery<'_>) -> Result<ContextParts, ContextError> {
         let (principal, site) = (query.principal, query.site);
-        let authorization = self.authorization.as_ref().map(Secret::expose_secret);
         let fail = |err: portcullis_lookup::FetchError| {
             tracing::warn!(target: "portcullis::context", error = %err, "context lookup failed");
             ContextError::unavailable()
         };
         let user = match self.profile {
             ProfileSource::Directory => {
-                let query = form_urlencoded::Serializer::new(String::new())
-                    .append_pair("account_id", principal.subject())
-                    .finish();
                 let profile = self
-                    .fetcher
-                    .get_json_with::<ProfileAnswer>(
-                        &format!("{}?{query}", self.profile_endpoint),
-                        authorization,
-                    )
+                    .profiles
+                    .get_json::<ProfileAnswer>(&[("account_id", principal.subject())])
                     .await
                     .map_err(fail)?
                     .value;
@@ -372,11 +346,8 @@ impl HttpContext {
                 (AuthMethod::OAuth, Some(Credential::Bearer(token))) => {
                     let bearer = Secret::new(format!("Bearer {}", token.secret().expose_secret()));
                     let info = self
-                        .fetcher
-                        .get_json_with::<UserInfoAnswer>(
-                            &self.profile_endpoint,
-                            Some(bearer.expose_secret()),
-                        )
+                        .profiles
+                        .get_json_as::<UserInfoAnswer>(&[], &bearer)
                         .await
                         .map_err(fail)?
                         .value;
@@ -396,14 +367,13 @@ impl HttpContext {
             },
         };
         let mut products = Vec::new();
-        if let (Some(endpoint), Some(site)) = (&self.products_endpoint, site) {
-            let query = form_urlencoded::Serializer::new(String::new())
-                .append_pair("site", site.id().as_str())
-                .append_pair("account_id", principal.subject())
-                .finish();
-            let answer = self
-                .fetcher
-                .get_json_with::<Vec<ProductAnswer>>(&format!("{endpoint}?{query}"), authorization)
+        if let (Some(source), Some(site)) = (&self.products, site) {
+            let params = [
+                ("site", site.id().as_str()),
+                ("account_id", principal.subject()),
+            ];
+            let answer = source
+                .get_json::<Vec<ProductAnswer>>(&params)
                 .await
                 .map_err(fail)?
                 .value;
@@ -420,12 +390,14 @@ impl HttpContext {
     }
 }
 
-fn endpoint(setting: &'static str, url: &str) -> Result<(), ConfigError> {
-    let uri = check_url(setting, url)?;
-    if uri.query().is_some() {
-        return Err(ConfigError::new(setting, "must not have a query"));
+impl ConfigureHttpSource for HttpContext {
+    fn map_sources(self, f: impl Fn(HttpSource) -> HttpSource) -> Self {
+        Self {
+            profiles: f(self.profiles),
+            products: self.products.map(&f),
+            ..self
+        }
     }
-    Ok(())
 }
 
 impl ResolveContext for HttpContext {
@@ -434,15 +406,5 @@ impl ResolveContext for HttpContext {
         query: ContextQuery<'a>,
     ) -> BoxFuture<'a, Result<ContextParts, ContextError>> {
         Box::pin(self.fetch(query))
-    }
-}
-
-impl fmt::Debug for HttpContext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpContext")
-            .field("profile_endpoint", &self.profile_endpoint)
-            .field("products_endpoint", &self.products_endpoint)
-            .field("authorization", &self.authorization)
-            .finish_non_exhaustive()
     }
 }

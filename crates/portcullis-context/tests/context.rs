@@ -1,23 +1,19 @@
 //! Enrichment from file and HTTP sources (calls counted), outages, and the forwarding rules.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use portcullis_context::{EnrichContextLayer, HttpContext, StaticContext};
+use portcullis_context::{ConfigureHttpSource, EnrichContextLayer, HttpContext, StaticContext};
 use portcullis_core::{
     AuthContext, AuthMethod, Challenge, OrgId, Principal, Rejection, RejectionKind, ScopeList,
     Secret, Site, SiteId,
 };
 use portcullis_lookup::HttpFetcher;
-use tokio::net::TcpListener;
+use portcullis_test_support::{Answer, MockServer};
 use tower::{ServiceBuilder, ServiceExt};
 
 const META: &str = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
@@ -388,97 +384,53 @@ fn forwarding_configuration_is_checked() {
 }
 
 /// A user-profile and site-products directory on 127.0.0.1, counting its calls.
-struct Directory {
-    addr: SocketAddr,
-    profile_hits: Arc<AtomicUsize>,
-    product_hits: Arc<AtomicUsize>,
-    state: Arc<Mutex<(bool, Duration, Option<String>)>>,
-    task: tokio::task::JoinHandle<()>,
-}
+struct Directory(MockServer);
+
+/// The paths that answer profiles: counted together by [`Directory::profile_hits`].
+const PROFILES: [&str; 3] = ["/profile", "/userinfo", "/userinfo-wrong"];
 
 impl Directory {
     async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let profile_hits = Arc::new(AtomicUsize::new(0));
-        let product_hits = Arc::new(AtomicUsize::new(0));
-        let state = Arc::new(Mutex::new((false, Duration::ZERO, None)));
-        let (p, q, s) = (
-            Arc::clone(&profile_hits),
-            Arc::clone(&product_hits),
-            Arc::clone(&state),
+        let server = MockServer::start().await;
+        server.route_any(
+            "/profile",
+            Answer::from_fn(200, |req| {
+                let query = req.query.as_deref().unwrap_or_default();
+                format!(
+                    r#"{{"account_id":"acc-ada","display_name":"Ada from HTTP","email":"ada@example.com","q":"{query}"}}"#
+                )
+                .into()
+            }),
         );
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (p, q, s) = (Arc::clone(&p), Arc::clone(&q), Arc::clone(&s));
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let (p, q, s) = (Arc::clone(&p), Arc::clone(&q), Arc::clone(&s));
-                        async move {
-                            let (fail, delay) = {
-                                let mut state = s.lock().expect("lock");
-                                state.2 = req
-                                    .headers()
-                                    .get("authorization")
-                                    .map(|v| v.to_str().unwrap_or_default().to_owned());
-                                (state.0, state.1)
-                            };
-                            let query = req.uri().query().unwrap_or_default().to_owned();
-                            let body = match req.uri().path() {
-                                "/profile" => {
-                                    p.fetch_add(1, Ordering::SeqCst);
-                                    format!(
-                                        r#"{{"account_id":"acc-ada","display_name":"Ada from HTTP","email":"ada@example.com","q":"{query}"}}"#
-                                    )
-                                }
-                                path @ ("/userinfo" | "/userinfo-wrong") => {
-                                    p.fetch_add(1, Ordering::SeqCst);
-                                    let sub = if path.ends_with("wrong") {
-                                        "someone-else"
-                                    } else {
-                                        "acc-ada"
-                                    };
-                                    format!(
-                                        r#"{{"sub":"{sub}","name":"Ada via userinfo","email":"ada@idp.example","zoneinfo":"Europe/Paris"}}"#
-                                    )
-                                }
-                                "/products" => {
-                                    q.fetch_add(1, Ordering::SeqCst);
-                                    r#"[{"key":"jira","url":"https://acme.example.net/jira"}]"#
-                                        .to_owned()
-                                }
-                                _ => "{}".to_owned(),
-                            };
-                            tokio::time::sleep(delay).await;
-                            let mut response = Response::new(Full::new(Bytes::from(body)));
-                            if fail {
-                                *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                            }
-                            Ok::<_, Infallible>(response)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self {
-            addr,
-            profile_hits,
-            product_hits,
-            state,
-            task,
+        for (path, sub) in [
+            ("/userinfo", "acc-ada"),
+            ("/userinfo-wrong", "someone-else"),
+        ] {
+            server.route_any(
+                path,
+                Answer::new(
+                    200,
+                    format!(
+                        r#"{{"sub":"{sub}","name":"Ada via userinfo","email":"ada@idp.example","zoneinfo":"Europe/Paris"}}"#
+                    ),
+                ),
+            );
         }
+        server.route_any(
+            "/products",
+            Answer::new(
+                200,
+                r#"[{"key":"jira","url":"https://acme.example.net/jira"}]"#,
+            ),
+        );
+        server.fallback(Answer::new(200, "{}"));
+        Self(server)
     }
 
     fn source(&self) -> HttpContext {
-        HttpContext::new(&format!("http://{}/profile", self.addr))
+        HttpContext::new(&self.0.url("/profile"))
             .expect("profile")
-            .with_products(&format!("http://{}/products", self.addr))
+            .with_products(&self.0.url("/products"))
             .expect("products")
             .with_bearer(Secret::new("service-token"))
             .with_fetcher(
@@ -487,36 +439,35 @@ impl Directory {
     }
 
     fn userinfo(&self, suffix: &str) -> HttpContext {
-        HttpContext::userinfo(&format!("http://{}/userinfo{suffix}", self.addr))
+        HttpContext::userinfo(&self.0.url(&format!("/userinfo{suffix}")))
             .expect("userinfo")
             .with_fetcher(
                 HttpFetcher::with_limits(Duration::from_millis(500), 8192).expect("fetcher"),
             )
     }
 
+    /// Every path answers 500 (`true`) or 200 again.
     fn fail(&self, fail: bool) {
-        self.state.lock().expect("lock").0 = fail;
+        self.0
+            .update_all(|a| a.status = if fail { 500 } else { 200 });
     }
 
     fn delay(&self, delay: Duration) {
-        self.state.lock().expect("lock").1 = delay;
+        self.0.update_all(|a| a.delay = delay);
     }
 
+    /// The `authorization` header of the last request, on any path.
     fn last_authorization(&self) -> Option<String> {
-        self.state.lock().expect("lock").2.clone()
+        self.0
+            .last_received()
+            .and_then(|r| r.header("authorization"))
     }
 
     fn profile_hits(&self) -> usize {
-        self.profile_hits.load(Ordering::SeqCst)
+        PROFILES.iter().map(|path| self.0.hits(path)).sum()
     }
 
     fn product_hits(&self) -> usize {
-        self.product_hits.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for Directory {
-    fn drop(&mut self) {
-        self.task.abort();
+        self.0.hits("/products")
     }
 }

@@ -8,6 +8,12 @@
 //!
 //! The layer crates do not depend on each other; they meet here.
 //!
+//! # What it owns
+//! The types every layer reads and writes, and nothing that runs in a request on its own: it reads nothing from a
+//! request and puts nothing there. Besides the vocabulary above: [`PrincipalKey`] (who a principal is, the key of
+//! every cache and binding keyed by principal), [`LookupFuture`] and [`ResponseFuture`] (the layers' response
+//! futures), [`ResponseBody`], and the axum extractors (feature `axum`). It depends on no other Portcullis crate.
+//!
 //! # Example
 //!
 //! A hand-written check that answers exactly like the Portcullis layers do:
@@ -60,6 +66,7 @@ mod error;
 #[cfg(feature = "axum")]
 mod extract;
 mod future;
+mod key;
 mod mcp;
 mod principal;
 mod rejection;
@@ -75,6 +82,7 @@ pub use error::{ConfigError, check_url};
 #[cfg(feature = "axum")]
 pub use extract::MissingExtension;
 pub use future::{BoxedResponse, LookupFuture, ResponseFuture};
+pub use key::{PrincipalKey, PrincipalKeyRef};
 pub use mcp::JsonRpcCall;
 pub use principal::{AuthMethod, Principal, PrincipalBuilder};
 pub use rejection::{Rejection, RejectionKind};

@@ -8,6 +8,14 @@
 //!
 //! and puts the [`Credential`] into the request extensions for the validator. It proves nothing: it only reads.
 //!
+//! # In the stack
+//! | | |
+//! | --- | --- |
+//! | owns | the `Authorization` grammar: [`ExtractCredentialLayer`] and its parser |
+//! | reads | the `Authorization` header, and the query only to refuse an `access_token` parameter beside it |
+//! | puts | a [`Credential`] (one planted before this layer is removed first) |
+//! | comes after | nothing: it is the first layer |
+//!
 //! # Parsing rules
 //! - The scheme is matched case-insensitively (`bearer`, `BEARER`).
 //! - The scheme and the credential are separated by one or more spaces (`1*SP`, RFC 9110 section 11.4); the

@@ -2,49 +2,21 @@
 //! or decoded Basic credentials.
 
 use std::convert::Infallible;
-use std::io;
-use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use http::header::AUTHORIZATION;
-use http::{HeaderValue, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use portcullis_core::Challenge;
 use portcullis_credential::ExtractCredentialLayer;
+use portcullis_test_support::{LogCapture, with_authorization};
 use tower::{ServiceBuilder, ServiceExt};
-use tracing_subscriber::fmt::MakeWriter;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 #[tokio::test]
 async fn log_lines_never_contain_tokens_headers_queries_or_basic_credentials() {
-    let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(captured.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = LogCapture::default();
+    let _guard = captured.set_default();
 
     let challenge = Challenge::new("https://mcp.example.com/.well-known/oauth-protected-resource")
         .expect("valid");
@@ -65,18 +37,11 @@ async fn log_lines_never_contain_tokens_headers_queries_or_basic_credentials() {
     ];
     let mut statuses = Vec::new();
     for value in &values {
-        let mut req = Request::new(Full::default());
-        *req.uri_mut() = "/mcp/path?query-secret=4".parse().expect("uri");
-        req.headers_mut()
-            .insert(AUTHORIZATION, HeaderValue::from_str(value).expect("valid"));
-        statuses.push(
-            service
-                .clone()
-                .oneshot(req)
-                .await
-                .expect("infallible")
-                .status(),
-        );
+        let response = service
+            .clone()
+            .oneshot(with_authorization("/mcp/path?query-secret=4", value))
+            .await;
+        statuses.push(response.expect("infallible").status());
     }
     assert_eq!(
         statuses,
@@ -89,7 +54,7 @@ async fn log_lines_never_contain_tokens_headers_queries_or_basic_credentials() {
         ]
     );
 
-    let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8 logs");
+    let logs = captured.text();
     assert_eq!(
         logs.lines().count(),
         values.len(),

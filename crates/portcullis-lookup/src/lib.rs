@@ -6,6 +6,14 @@
 //! - [`HttpFetcher`]: an HTTP client for small JSON documents (key sets, discovery documents, introspection and
 //!   directory answers) with a total timeout, a response-size cap, no redirects, and the `Cache-Control`
 //!   freshness of each answer.
+//! - [`HttpSource`]: an operator's endpoint that a source asks, with the service's own optional bearer token and
+//!   a fetcher, and a `Debug` that redacts the token.
+//!
+//! # What it owns
+//! Everything remote, for every layer: the caches, the fetcher and [`HttpSource`] (an operator endpoint with the
+//! service's own bearer token and the fetcher), on which the HTTP sources of policies, grants, API-token
+//! verification and user context are built. It is not a layer: it reads nothing from a request and puts nothing
+//! there.
 //!
 //! # Example
 //!
@@ -32,8 +40,10 @@
 
 mod cache;
 mod fetch;
+mod source;
 
 pub use cache::{ExpiringCache, LoadFailed};
 pub use fetch::{FetchError, Fetched, HttpFetcher};
 /// A borrowed form of a cache key, for [`ExpiringCache::get`] (re-exported from quick_cache).
 pub use quick_cache::Equivalent;
+pub use source::{ConfigureHttpSource, HttpSource};

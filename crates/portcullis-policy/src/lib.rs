@@ -9,6 +9,14 @@
 //!   [`JsonRpcCall`](portcullis_core::JsonRpcCall) the site layer already read). A principal without them gets
 //!   403 `insufficient_scope` with every scope needed in one `scope=` parameter, so MCP clients can step up.
 //!
+//! # In the stack
+//! | | |
+//! | --- | --- |
+//! | owns | the organization admin's API-token policy and its sources, and the scope rules per route and per MCP tool |
+//! | reads | the [`Principal`](portcullis_core::Principal) (none: 401), the bound [`Site`](portcullis_core::Site) (the gate: its organization decides), the [`JsonRpcCall`](portcullis_core::JsonRpcCall) (per-tool scopes) |
+//! | puts | nothing: a request passes or is refused |
+//! | comes after | `BindSiteLayer` (`portcullis-site`), which reads the site and the call these layers decide on |
+//!
 //! # Example
 //!
 //! ```
@@ -62,6 +70,8 @@ mod resolve;
 mod scopes;
 
 pub use gate::{GateApiTokens, GateApiTokensLayer, GateFuture};
+/// The `with_bearer` and `with_fetcher` builder methods of this crate's HTTP source.
+pub use portcullis_lookup::ConfigureHttpSource;
 pub use resolve::{
     ApiTokenPolicy, BoxFuture, HttpPolicies, PolicyError, ResolvePolicy, StaticPolicies,
 };

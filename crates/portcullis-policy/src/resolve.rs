@@ -6,8 +6,8 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 
-use portcullis_core::{ConfigError, OrgId, Secret, check_url};
-use portcullis_lookup::{FetchError, HttpFetcher};
+use portcullis_core::{ConfigError, OrgId};
+use portcullis_lookup::{ConfigureHttpSource, FetchError, HttpSource};
 use serde::Deserialize;
 
 /// A boxed future, as [`ResolvePolicy`] returns.
@@ -119,11 +119,17 @@ impl ResolvePolicy for StaticPolicies {
 /// Policies from the operator's admin service: `GET <endpoint>?organization=<id>`, answered with
 /// `{"personal_api_tokens": bool, "service_account_keys": bool}`, or 404 when the organization has no policy
 /// (disabled). Anything else (other statuses, timeouts, malformed answers) is a [`PolicyError`].
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct HttpPolicies {
-    endpoint: String,
-    authorization: Option<Secret>,
-    fetcher: HttpFetcher,
+    source: HttpSource,
+}
+
+impl ConfigureHttpSource for HttpPolicies {
+    fn map_sources(self, f: impl Fn(HttpSource) -> HttpSource) -> Self {
+        Self {
+            source: f(self.source),
+        }
+    }
 }
 
 impl HttpPolicies {
@@ -133,31 +139,9 @@ impl HttpPolicies {
     /// An endpoint that is not `https` (or `http` on loopback), has a query, or an HTTP client that cannot be set
     /// up.
     pub fn new(endpoint: &str) -> Result<Self, ConfigError> {
-        let uri = check_url("policy_endpoint", endpoint)?;
-        if uri.query().is_some() {
-            return Err(ConfigError::new("policy_endpoint", "must not have a query"));
-        }
-        let fetcher = HttpFetcher::new()
-            .map_err(|_| ConfigError::new("policy_endpoint", "cannot set up the HTTP client"))?;
         Ok(Self {
-            endpoint: endpoint.to_owned(),
-            authorization: None,
-            fetcher,
+            source: HttpSource::get("policy_endpoint", endpoint)?,
         })
-    }
-
-    /// Authenticates to the endpoint with `Authorization: Bearer <token>`.
-    #[must_use]
-    pub fn with_bearer(mut self, token: Secret) -> Self {
-        self.authorization = Some(Secret::new(format!("Bearer {}", token.expose_secret())));
-        self
-    }
-
-    /// Uses this fetcher (timeouts, size cap) instead of the default one.
-    #[must_use]
-    pub fn with_fetcher(mut self, fetcher: HttpFetcher) -> Self {
-        self.fetcher = fetcher;
-        self
     }
 }
 
@@ -167,16 +151,8 @@ impl ResolvePolicy for HttpPolicies {
         organization: &'a OrgId,
     ) -> BoxFuture<'a, Result<Option<ApiTokenPolicy>, PolicyError>> {
         Box::pin(async move {
-            let query = form_urlencoded::Serializer::new(String::new())
-                .append_pair("organization", organization.as_str())
-                .finish();
-            let url = format!("{}?{query}", self.endpoint);
-            let authorization = self.authorization.as_ref().map(Secret::expose_secret);
-            match self
-                .fetcher
-                .get_json_with::<ApiTokenPolicy>(&url, authorization)
-                .await
-            {
+            let params = [("organization", organization.as_str())];
+            match self.source.get_json::<ApiTokenPolicy>(&params).await {
                 Ok(fetched) => Ok(Some(fetched.value)),
                 Err(FetchError::Status(404)) => Ok(None),
                 Err(err) => {
@@ -185,14 +161,5 @@ impl ResolvePolicy for HttpPolicies {
                 }
             }
         })
-    }
-}
-
-impl fmt::Debug for HttpPolicies {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpPolicies")
-            .field("endpoint", &self.endpoint)
-            .field("authorization", &self.authorization)
-            .finish_non_exhaustive()
     }
 }

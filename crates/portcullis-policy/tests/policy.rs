@@ -1,24 +1,23 @@
 //! The API-token gate and the scope requirements, through a tower stack, with a real HTTP policy source.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use portcullis_core::{
     AuthMethod, Challenge, JsonRpcCall, OrgId, Principal, Rejection, RejectionKind, ScopeList,
     Site, SiteId,
 };
 use portcullis_lookup::HttpFetcher;
-use portcullis_policy::{GateApiTokensLayer, HttpPolicies, RequireScopesLayer, StaticPolicies};
-use tokio::net::TcpListener;
+use portcullis_policy::{
+    ConfigureHttpSource, GateApiTokensLayer, HttpPolicies, RequireScopesLayer, StaticPolicies,
+};
+use portcullis_test_support::{Answer, MockServer};
 use tower::{ServiceBuilder, ServiceExt};
 
 const META: &str = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
@@ -461,62 +460,21 @@ async fn grpc_insufficient_scope_is_permission_denied() {
     assert_eq!(response.headers()["grpc-status"], "7");
 }
 
-/// What the policy endpoint answers (status, body, delay) and the query it last received.
-type Answer = (u16, String, Duration, Option<String>);
+/// Where the policy endpoint answers.
+const POLICY_PATH: &str = "/policies";
 
 /// A policy endpoint on 127.0.0.1 whose answer can be changed, counting its hits.
-struct PolicyServer {
-    addr: SocketAddr,
-    state: Arc<Mutex<Answer>>,
-    hits: Arc<AtomicUsize>,
-    task: tokio::task::JoinHandle<()>,
-}
+struct PolicyServer(MockServer);
 
 impl PolicyServer {
     async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let state = Arc::new(Mutex::new((200, "{}".to_owned(), Duration::ZERO, None)));
-        let hits = Arc::new(AtomicUsize::new(0));
-        let (s, h) = (Arc::clone(&state), Arc::clone(&hits));
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (s, h) = (Arc::clone(&s), Arc::clone(&h));
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                        let (s, h) = (Arc::clone(&s), Arc::clone(&h));
-                        async move {
-                            h.fetch_add(1, Ordering::SeqCst);
-                            let (status, body, delay) = {
-                                let mut state = s.lock().expect("lock");
-                                state.3 = req.uri().query().map(str::to_owned);
-                                (state.0, state.1.clone(), state.2)
-                            };
-                            tokio::time::sleep(delay).await;
-                            let mut response = Response::new(Full::new(Bytes::from(body)));
-                            *response.status_mut() = StatusCode::from_u16(status).expect("status");
-                            Ok::<_, Infallible>(response)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self {
-            addr,
-            state,
-            hits,
-            task,
-        }
+        let server = MockServer::start().await;
+        server.route_any(POLICY_PATH, Answer::new(200, "{}"));
+        Self(server)
     }
 
     fn source(&self) -> HttpPolicies {
-        HttpPolicies::new(&format!("http://{}/policies", self.addr))
+        HttpPolicies::new(&self.0.url(POLICY_PATH))
             .expect("endpoint")
             .with_fetcher(
                 HttpFetcher::with_limits(Duration::from_millis(300), 4096).expect("fetcher"),
@@ -524,26 +482,21 @@ impl PolicyServer {
     }
 
     fn answer(&self, status: u16, body: &str) {
-        let mut state = self.state.lock().expect("lock");
-        state.0 = status;
-        state.1 = body.to_owned();
+        self.0.update(POLICY_PATH, |a| {
+            a.status = status;
+            a.set_body(body.to_owned());
+        });
     }
 
     fn delay(&self, delay: Duration) {
-        self.state.lock().expect("lock").2 = delay;
+        self.0.update(POLICY_PATH, |a| a.delay = delay);
     }
 
     fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
+        self.0.hits(POLICY_PATH)
     }
 
     fn last_query(&self) -> Option<String> {
-        self.state.lock().expect("lock").3.clone()
-    }
-}
-
-impl Drop for PolicyServer {
-    fn drop(&mut self) {
-        self.task.abort();
+        self.0.last_request(POLICY_PATH).and_then(|r| r.query)
     }
 }

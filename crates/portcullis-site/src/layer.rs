@@ -12,10 +12,10 @@ use http::{HeaderMap, HeaderName, Request, Response, request};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use portcullis_core::{
-    AccessibleSites, AuthMethod, Challenge, ConfigError, JsonRpcCall, LookupFuture, Principal,
+    AccessibleSites, Challenge, ConfigError, JsonRpcCall, LookupFuture, Principal, PrincipalKey,
     Protocol, Rejection, RejectionKind, ResponseBody, Site, SiteId,
 };
-use portcullis_lookup::ExpiringCache;
+use portcullis_lookup::{Equivalent, ExpiringCache};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -32,9 +32,6 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// Where `tools/call` names its site unless configured otherwise.
 pub const DEFAULT_TOOLS_CALL_POINTER: &str = "/params/arguments/cloudId";
-
-/// Whose grants: the principal's method, issuer and subject.
-type GrantsKey = (AuthMethod, Option<Box<str>>, Box<str>);
 
 /// Layer that applies [`BindSite`]. See the [crate docs](crate) for an example.
 #[derive(Clone, Debug)]
@@ -56,7 +53,8 @@ struct Config {
     grants: Option<Arc<dyn ResolveSiteGrants>>,
     directory: Option<Arc<dyn ResolveSite>>,
     lookup_ttl: Duration,
-    grants_cache: ExpiringCache<GrantsKey, Arc<[Site]>>,
+    /// Whose grants: looked up with the principal's borrowed key, owned only on insert.
+    grants_cache: ExpiringCache<PrincipalKey, Arc<[Site]>>,
     site_cache: ExpiringCache<SiteId, Option<Site>>,
     host_cache: ExpiringCache<String, Option<Site>>,
 }
@@ -276,17 +274,12 @@ where
                     .poll(&mut Context::from_waker(Waker::noop()))
                 {
                     Poll::Ready(collected) => {
-                        match read_call(config, plan, collected, &mut named) {
-                            Ok((bytes, call)) => {
-                                if let Some(call) = call {
-                                    parts.extensions.insert(call);
-                                }
-                                Pending::Ready(Passed::Read(bytes))
-                            }
+                        match read_call(config, plan, collected, &mut parts, &mut named) {
+                            Ok(bytes) => Pending::Ready(Passed::Read(bytes)),
                             Err(kind) => return LookupFuture::ready(refuse(config, &parts, kind)),
                         }
                     }
-                    Poll::Pending => Pending::Reading(reading),
+                    Poll::Pending => Pending::Reading(reading, Arc::clone(plan)),
                 }
             }
             _ => Pending::Ready(Passed::Unread(body)),
@@ -316,22 +309,13 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = Arc::clone(&self.config);
         LookupFuture::waiting(Box::pin(async move {
-            let passed = match (body, &config.plan) {
-                (Pending::Ready(passed), _) => passed,
-                (Pending::Reading(reading), Some(plan)) => {
-                    match read_call(&config, plan, reading.await, &mut named) {
-                        Ok((bytes, call)) => {
-                            if let Some(call) = call {
-                                parts.extensions.insert(call);
-                            }
-                            Passed::Read(bytes)
-                        }
+            let passed = match body {
+                Pending::Ready(passed) => passed,
+                Pending::Reading(reading, plan) => {
+                    match read_call(&config, &plan, reading.await, &mut parts, &mut named) {
+                        Ok(bytes) => Passed::Read(bytes),
                         Err(kind) => return Ok(refuse(&config, &parts, kind)),
                     }
-                }
-                // Only a plan reads bodies; refused rather than let through unread.
-                (Pending::Reading(_), None) => {
-                    return Ok(refuse(&config, &parts, RejectionKind::InvalidRequest));
                 }
             };
             match decide(&config, &mut parts, &named, Mode::Load).await {
@@ -364,8 +348,8 @@ where
 {
     /// At hand, as it will be passed on.
     Ready(Passed<B>),
-    /// Being read; the boxed path awaits the rest.
-    Reading(Reading<B>),
+    /// Being read with this plan; the boxed path awaits the rest.
+    Reading(Reading<B>, Arc<Plan>),
 }
 
 /// The request body as the inner service gets it.
@@ -470,21 +454,26 @@ impl From<Miss> for Undecided {
     }
 }
 
-/// A lookup through `cache`: in [`Mode::Load`] a miss runs `load`; in [`Mode::CachedOnly`] it never does.
-async fn lookup<K, V, F, E>(
+/// A lookup through `cache`: in [`Mode::Load`] a miss runs `load`; in [`Mode::CachedOnly`] it never does. The
+/// key is looked up as given (borrowed, where it borrows) and made into the cache's own key only to load.
+async fn lookup<Q, K, V, F, E>(
     cache: &ExpiringCache<K, V>,
     mode: Mode,
-    key: K,
+    key: Q,
     load: F,
 ) -> Result<V, Miss>
 where
+    Q: std::hash::Hash + Equivalent<K> + Into<K>,
     K: std::hash::Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
     F: Future<Output = Result<(V, Duration), E>>,
 {
     match mode {
         Mode::CachedOnly => cache.get(&key).ok_or(Miss::WouldWait),
-        Mode::Load => cache.get_or_load(key, load).await.map_err(|_| Miss::Failed),
+        Mode::Load => cache
+            .get_or_load(key.into(), load)
+            .await
+            .map_err(|_| Miss::Failed),
     }
 }
 
@@ -614,13 +603,15 @@ fn check_body_headers(config: &Config, headers: &HeaderMap) -> Result<(), Reject
     Ok(())
 }
 
-/// The JSON-RPC call in a collected body, with the sites it names added to `named`.
+/// The bytes of a collected body, as they will be passed on. The JSON-RPC call in it is put on the request and
+/// the sites it names are added to `named`.
 fn read_call(
     config: &Config,
     plan: &Plan,
     collected: Result<http_body_util::Collected<Bytes>, BoxError>,
+    parts: &mut request::Parts,
     named: &mut Vec<String>,
-) -> Result<(Bytes, Option<JsonRpcCall>), RejectionKind> {
+) -> Result<Bytes, RejectionKind> {
     let bytes = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => {
@@ -638,7 +629,7 @@ fn read_call(
     };
     let Some(method) = method else {
         // A JSON-RPC response or notification without a method: nothing to bind.
-        return Ok((bytes, None));
+        return Ok(bytes);
     };
     let tool = match (&found[TOOL], method) {
         (Some(Found::Str(tool)), "tools/call") => Some(&**tool),
@@ -656,7 +647,8 @@ fn read_call(
         }
     }
     let call = JsonRpcCall::new(method, tool);
-    Ok((bytes, Some(call)))
+    parts.extensions.insert(call);
+    Ok(bytes)
 }
 
 /// A named site, as an id: directly, or through the directory when it is a URL.
@@ -715,12 +707,7 @@ async fn grants_of(
     let Some(source) = &config.grants else {
         return Ok(None);
     };
-    let key = (
-        principal.method(),
-        principal.issuer().map(Box::from),
-        Box::from(principal.subject()),
-    );
-    lookup(&config.grants_cache, mode, key, async {
+    lookup(&config.grants_cache, mode, principal.key(), async {
         source
             .grants(principal)
             .await

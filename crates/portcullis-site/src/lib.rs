@@ -13,6 +13,14 @@
 //! A site may be named by its id or its URL (`https://acme.example.net`); URLs are resolved through a
 //! [`ResolveSite`] directory by exact host.
 //!
+//! # In the stack
+//! | | |
+//! | --- | --- |
+//! | owns | which site a request targets and whether it was granted: [`BindSiteLayer`], the JSON-RPC body reader, the grant and directory sources |
+//! | reads | the [`Principal`] (none: 401), the path, headers, query and, where a rule needs it, the JSON-RPC body |
+//! | puts | the bound [`Site`], the principal's [`AccessibleSites`], the [`JsonRpcCall`] (planted ones are removed first); the inner service gets a [`SiteBody`] |
+//! | comes after | `ValidateTokenLayer` (`portcullis-token`) |
+//!
 //! # Answers
 //! | request | status | reason |
 //! | --- | --- | --- |
@@ -89,6 +97,8 @@ pub use layer::{
     BindSite, BindSiteLayer, DEFAULT_BODY_LIMIT, DEFAULT_TOOLS_CALL_POINTER, ResponseFuture,
 };
 pub use portcullis_core::{AccessibleSites, JsonRpcCall, Site, SiteId};
+/// The `with_bearer` and `with_fetcher` builder methods of this crate's HTTP source.
+pub use portcullis_lookup::ConfigureHttpSource;
 pub use resolve::{
     BoxFuture, HttpGrants, LookupError, ResolveSite, ResolveSiteGrants, StaticDirectory,
 };

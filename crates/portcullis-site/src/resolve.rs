@@ -7,8 +7,8 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 
-use portcullis_core::{ConfigError, OrgId, Principal, Secret, Site, SiteId, check_url};
-use portcullis_lookup::HttpFetcher;
+use portcullis_core::{ConfigError, OrgId, Principal, Site, SiteId, check_url};
+use portcullis_lookup::{ConfigureHttpSource, HttpSource};
 use serde::Deserialize;
 
 /// A boxed future, as the resolver traits return.
@@ -215,11 +215,17 @@ impl fmt::Debug for StaticDirectory {
 /// `GET <endpoint>?subject=<principal subject>` (with the service's own bearer token, never the user's), answered
 /// with `[{"id": "...", "url": "https://...", "organization": "..."}]`. Entries that do not parse are skipped;
 /// a non-2xx, slow or malformed answer is a [`LookupError`].
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct HttpGrants {
-    endpoint: String,
-    authorization: Option<Secret>,
-    fetcher: HttpFetcher,
+    source: HttpSource,
+}
+
+impl ConfigureHttpSource for HttpGrants {
+    fn map_sources(self, f: impl Fn(HttpSource) -> HttpSource) -> Self {
+        Self {
+            source: f(self.source),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -238,31 +244,9 @@ impl HttpGrants {
     /// An endpoint that is not `https` (or `http` on loopback), has a query or fragment, or an HTTP client that
     /// cannot be set up.
     pub fn new(endpoint: &str) -> Result<Self, ConfigError> {
-        let uri = check_url("grants_endpoint", endpoint)?;
-        if uri.query().is_some() {
-            return Err(ConfigError::new("grants_endpoint", "must not have a query"));
-        }
-        let fetcher = HttpFetcher::new()
-            .map_err(|_| ConfigError::new("grants_endpoint", "cannot set up the HTTP client"))?;
         Ok(Self {
-            endpoint: endpoint.to_owned(),
-            authorization: None,
-            fetcher,
+            source: HttpSource::get("grants_endpoint", endpoint)?,
         })
-    }
-
-    /// Authenticates to the endpoint with `Authorization: Bearer <token>`.
-    #[must_use]
-    pub fn with_bearer(mut self, token: Secret) -> Self {
-        self.authorization = Some(Secret::new(format!("Bearer {}", token.expose_secret())));
-        self
-    }
-
-    /// Uses this fetcher (timeouts, size cap) instead of the default one.
-    #[must_use]
-    pub fn with_fetcher(mut self, fetcher: HttpFetcher) -> Self {
-        self.fetcher = fetcher;
-        self
     }
 }
 
@@ -272,14 +256,9 @@ impl ResolveSiteGrants for HttpGrants {
         principal: &'a Principal,
     ) -> BoxFuture<'a, Result<Vec<Site>, LookupError>> {
         Box::pin(async move {
-            let query = form_urlencoded::Serializer::new(String::new())
-                .append_pair("subject", principal.subject())
-                .finish();
-            let url = format!("{}?{query}", self.endpoint);
-            let authorization = self.authorization.as_ref().map(Secret::expose_secret);
             let rows = self
-                .fetcher
-                .get_json_with::<Vec<GrantRow>>(&url, authorization)
+                .source
+                .get_json::<Vec<GrantRow>>(&[("subject", principal.subject())])
                 .await
                 .map_err(|err| {
                     tracing::warn!(target: "portcullis::site", error = %err, "grants lookup failed");
@@ -300,15 +279,6 @@ impl ResolveSiteGrants for HttpGrants {
                 })
                 .collect())
         })
-    }
-}
-
-impl fmt::Debug for HttpGrants {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpGrants")
-            .field("endpoint", &self.endpoint)
-            .field("authorization", &self.authorization)
-            .finish_non_exhaustive()
     }
 }
 

@@ -3,9 +3,8 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -15,15 +14,13 @@ use http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full};
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
 use portcullis_core::{
     AccessibleSites, AuthMethod, Challenge, JsonRpcCall, OrgId, Principal, Rejection,
     RejectionKind, ResponseBody, Site, SiteId,
 };
 use portcullis_lookup::HttpFetcher;
-use portcullis_site::{BindSiteLayer, HttpGrants, SiteBody, StaticDirectory};
-use tokio::net::TcpListener;
+use portcullis_site::{BindSiteLayer, ConfigureHttpSource, HttpGrants, SiteBody, StaticDirectory};
+use portcullis_test_support::{Answer, MockServer};
 use tower::{ServiceBuilder, ServiceExt};
 
 const META: &str = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
@@ -1345,104 +1342,64 @@ async fn grpc_labelled_requests_on_a_json_rpc_route_are_refused() {
 // Grants from an HTTP lookup
 // ---------------------------------------------------------------------------
 
-const UP: u8 = 0;
-const DOWN: u8 = 1;
-const SLOW: u8 = 2;
+const GRANTS: &str = "/accessible-resources";
+
+/// How the grants endpoint behaves.
+#[derive(Clone, Copy)]
+enum Mode {
+    Up,
+    Down,
+    /// Answers as when up, after 5 s.
+    Slow,
+}
 
 /// An "accessible resources" endpoint on 127.0.0.1 that counts its hits and can be switched down or slow.
-struct GrantsServer {
-    url: String,
-    hits: Arc<AtomicUsize>,
-    mode: Arc<AtomicU8>,
-    task: tokio::task::JoinHandle<()>,
-}
+struct GrantsServer(MockServer);
 
 impl GrantsServer {
     async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr: SocketAddr = listener.local_addr().expect("local addr");
-        let hits = Arc::new(AtomicUsize::new(0));
-        let mode = Arc::new(AtomicU8::new(UP));
-        let task = {
-            let hits = Arc::clone(&hits);
-            let mode = Arc::clone(&mode);
-            tokio::spawn(async move {
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let hits = Arc::clone(&hits);
-                    let mode = Arc::clone(&mode);
-                    let service =
-                        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                            let hits = Arc::clone(&hits);
-                            let mode = Arc::clone(&mode);
-                            async move {
-                                hits.fetch_add(1, Ordering::SeqCst);
-                                Ok::<_, Infallible>(answer(&req, mode.load(Ordering::SeqCst)).await)
-                            }
-                        });
-                    tokio::spawn(async move {
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            })
-        };
-        Self {
-            url: format!("http://{addr}/accessible-resources"),
-            hits,
-            mode,
-            task,
-        }
+        let server = MockServer::start().await;
+        server.route_any(GRANTS, grants());
+        Self(server)
     }
 
     fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
+        self.0.hits(GRANTS)
     }
 
-    fn set(&self, mode: u8) {
-        self.mode.store(mode, Ordering::SeqCst);
+    fn set(&self, mode: Mode) {
+        let answer = match mode {
+            Mode::Up => grants(),
+            Mode::Down => Answer::new(500, "down"),
+            Mode::Slow => grants().with_delay(Duration::from_secs(5)),
+        };
+        self.0.answer(GRANTS, answer);
     }
 }
 
-impl Drop for GrantsServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn answer(req: &Request<hyper::body::Incoming>, mode: u8) -> Response<Full<Bytes>> {
-    if mode == SLOW {
-        tokio::time::sleep(Duration::from_secs(5)).await;
-    }
-    if mode == DOWN {
-        let mut resp = Response::new(Full::new(Bytes::from_static(b"down")));
-        *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-        return resp;
-    }
-    let subject = req
-        .uri()
-        .query()
-        .and_then(|q| q.strip_prefix("subject="))
-        .unwrap_or_default();
-    let body = match subject {
-        "user-1" => {
-            r#"[{"id":"site-a","url":"https://acme.example.net","organization":"org-acme"}]"#
-        }
-        "user-2" => r#"[{"id":"site-b"}]"#,
-        _ => "[]",
-    };
-    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, "application/json".parse().expect("valid"));
-    resp
+/// The sites granted to the `subject` of the query.
+fn grants() -> Answer {
+    Answer::from_fn(200, |req| {
+        let subject = req
+            .query
+            .as_deref()
+            .and_then(|q| q.strip_prefix("subject="))
+            .unwrap_or_default();
+        let body = match subject {
+            "user-1" => {
+                r#"[{"id":"site-a","url":"https://acme.example.net","organization":"org-acme"}]"#
+            }
+            "user-2" => r#"[{"id":"site-b"}]"#,
+            _ => "[]",
+        };
+        Bytes::from_static(body.as_bytes())
+    })
+    .with_content_type("application/json")
 }
 
 fn http_grants_layer(server: &GrantsServer, timeout: Duration) -> BindSiteLayer {
     let fetcher = HttpFetcher::with_limits(timeout, 64 * 1024).expect("fetcher");
-    let grants = HttpGrants::new(&server.url)
+    let grants = HttpGrants::new(&server.0.url(GRANTS))
         .expect("valid endpoint")
         .with_fetcher(fetcher);
     layer().with_grants(grants)
@@ -1539,7 +1496,7 @@ async fn http_grants_are_cached_per_principal() {
 #[tokio::test]
 async fn http_grants_endpoint_down_is_503_and_not_cached() {
     let server = GrantsServer::start().await;
-    server.set(DOWN);
+    server.set(Mode::Down);
     let layer = http_grants_layer(&server, Duration::from_secs(5));
     let body = tools_call(r#""site-a""#);
 
@@ -1567,7 +1524,7 @@ async fn http_grants_endpoint_down_is_503_and_not_cached() {
     assert_eq!(seen.accessible, None);
 
     // Back up: the next request looks up again and passes; the answer is then cached through an outage.
-    server.set(UP);
+    server.set(Mode::Up);
     let before = server.hits();
     let outcome = send(
         layer.clone(),
@@ -1576,7 +1533,7 @@ async fn http_grants_endpoint_down_is_503_and_not_cached() {
     .await;
     outcome.assert_bound(body.as_bytes(), "site-a", "up again");
     assert_eq!(server.hits(), before + 1);
-    server.set(DOWN);
+    server.set(Mode::Down);
     let outcome = send(
         layer,
         post_as(without_claim("user-1"), "/mcp", body.clone()),
@@ -1589,7 +1546,7 @@ async fn http_grants_endpoint_down_is_503_and_not_cached() {
 #[tokio::test]
 async fn http_grants_endpoint_slow_is_503_and_not_cached() {
     let server = GrantsServer::start().await;
-    server.set(SLOW);
+    server.set(Mode::Slow);
     let layer = http_grants_layer(&server, Duration::from_millis(200));
     let body = tools_call(r#""site-a""#);
 
@@ -1612,7 +1569,7 @@ async fn http_grants_endpoint_slow_is_503_and_not_cached() {
         assert_eq!(server.hits(), round, "the timeout was cached");
     }
 
-    server.set(UP);
+    server.set(Mode::Up);
     let outcome = send(
         layer,
         post_as(without_claim("user-1"), "/mcp", body.clone()),

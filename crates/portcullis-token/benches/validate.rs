@@ -13,9 +13,6 @@
 //!
 //! Run with `cargo bench -p portcullis-token --bench validate`.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::convert::Infallible;
 use std::hash::Hasher as _;
 use std::hint::black_box;
@@ -34,14 +31,14 @@ use portcullis_core::{
 };
 use portcullis_credential::ExtractCredentialLayer;
 use portcullis_lookup::{ExpiringCache, HttpFetcher};
+use portcullis_test_support::MockAuthServer;
+use portcullis_test_support::jwt::{self, TestKey};
 use portcullis_token::{FileTokenStore, Issuer, TokenValidator, ValidateTokenLayer, token_digest};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use siphasher::sip128::{Hasher128 as _, SipHasher13};
 use tower::{Service, ServiceBuilder, ServiceExt as _};
-
-use support::{MockAuthServer, TestKey};
 
 const RESOURCE: &str = "https://mcp.example.com/mcp";
 const METADATA: &str = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
@@ -54,7 +51,7 @@ const SA_KEY: &str = "pcsa_bench_service_account_key_5f0c9a1e7b2d4c68";
 const COLD_POOL: usize = 1024;
 
 fn claims(issuer: &str, jti: &str, filler: usize) -> Value {
-    let now = support::now();
+    let now = jwt::now();
     json!({
         "iss": issuer,
         "sub": "557058:f0e1d2c3-b4a5-9687-7869-5a4b3c2d1e0f",
@@ -77,7 +74,7 @@ fn jti(n: usize) -> String {
 fn filler_len(key: &TestKey, issuer: &str) -> usize {
     let mut filler = 0;
     loop {
-        let len = support::sign(key, support::header(key), claims(issuer, &jti(0), filler)).len();
+        let len = jwt::sign(key, jwt::header(key), claims(issuer, &jti(0), filler)).len();
         if len + 4 > TOKEN_LEN {
             return filler;
         }
@@ -87,7 +84,7 @@ fn filler_len(key: &TestKey, issuer: &str) -> usize {
 }
 
 fn token(key: &TestKey, issuer: &str, n: usize, filler: usize) -> String {
-    support::sign(key, support::header(key), claims(issuer, &jti(n), filler))
+    jwt::sign(key, jwt::header(key), claims(issuer, &jti(n), filler))
 }
 
 fn bearer(token: &str) -> HeaderValue {
@@ -203,10 +200,9 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let server = rt.block_on(MockAuthServer::start());
-    let rsa = support::rsa1("rsa-1");
-    let ec = support::ec1("ec-1");
-    server.set_jwks(support::jwks(&[&rsa]));
+    let rsa = jwt::rsa1("rsa-1");
+    let ec = jwt::ec1("ec-1");
+    let server = rt.block_on(MockAuthServer::with_keys(&[&rsa]));
     let issuer = server.issuer();
     let fetcher = HttpFetcher::new().expect("HTTP client");
 
@@ -466,7 +462,7 @@ fn sample_principal(issuer: &str) -> Principal {
         .expect("valid scopes"),
     )
     .with_client_id("bench-client")
-    .with_expires_at(UNIX_EPOCH + Duration::from_secs(support::now() + 3600))
+    .with_expires_at(UNIX_EPOCH + Duration::from_secs(jwt::now() + 3600))
     .verified()
 }
 

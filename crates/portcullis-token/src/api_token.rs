@@ -6,8 +6,8 @@ use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
 
-use portcullis_core::{ConfigError, OrgId, Secret, SiteId, check_url};
-use portcullis_lookup::{FetchError, HttpFetcher};
+use portcullis_core::{ConfigError, OrgId, Secret, SiteId};
+use portcullis_lookup::{ConfigureHttpSource, FetchError, HttpSource};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -285,11 +285,17 @@ impl fmt::Debug for FileTokenStore {
 /// `POST <endpoint>` with a JSON body, `{"kind":"personal","email":..,"token":..}` or
 /// `{"kind":"service_account","key":..}`; the answer is `{"valid":true,"account_id":..,"organization":..,
 /// "sites":[..]}` or `{"valid":false}`. Any other answer (non-2xx, timeout, malformed) is a [`VerifyError`].
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct HttpTokenVerifier {
-    endpoint: String,
-    authorization: Option<Secret>,
-    fetcher: HttpFetcher,
+    source: HttpSource,
+}
+
+impl ConfigureHttpSource for HttpTokenVerifier {
+    fn map_sources(self, f: impl Fn(HttpSource) -> HttpSource) -> Self {
+        Self {
+            source: f(self.source),
+        }
+    }
 }
 
 impl HttpTokenVerifier {
@@ -299,28 +305,9 @@ impl HttpTokenVerifier {
     /// An endpoint that is not an absolute `https` URL (or `http` on loopback), or an HTTP client that cannot be
     /// set up.
     pub fn new(endpoint: &str) -> Result<Self, ConfigError> {
-        check_url("api_token_verifier", endpoint)?;
-        let fetcher = HttpFetcher::new()
-            .map_err(|_| ConfigError::new("api_token_verifier", "cannot set up the HTTP client"))?;
         Ok(Self {
-            endpoint: endpoint.to_owned(),
-            authorization: None,
-            fetcher,
+            source: HttpSource::post("api_token_verifier", endpoint)?,
         })
-    }
-
-    /// Authenticates to the endpoint with `Authorization: Bearer <token>`.
-    #[must_use]
-    pub fn with_bearer(mut self, token: Secret) -> Self {
-        self.authorization = Some(Secret::new(format!("Bearer {}", token.expose_secret())));
-        self
-    }
-
-    /// Uses this fetcher (timeouts, size cap) instead of the default one.
-    #[must_use]
-    pub fn with_fetcher(mut self, fetcher: HttpFetcher) -> Self {
-        self.fetcher = fetcher;
-        self
     }
 
     async fn ask(&self, token: ApiToken<'_>) -> Result<Option<ApiTokenOwner>, FetchError> {
@@ -338,12 +325,7 @@ impl HttpTokenVerifier {
                 key: Some(key.expose_secret()),
             },
         };
-        let authorization = self.authorization.as_ref().map(Secret::expose_secret);
-        let answer = self
-            .fetcher
-            .post_json::<VerifyAnswer, _>(&self.endpoint, authorization, &body)
-            .await?
-            .value;
+        let answer = self.source.post_json::<VerifyAnswer, _>(&body).await?.value;
         if !answer.valid {
             return Ok(None);
         }
@@ -403,15 +385,6 @@ impl VerifyApiToken for HttpTokenVerifier {
                 VerifyError::unavailable()
             })
         })
-    }
-}
-
-impl fmt::Debug for HttpTokenVerifier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpTokenVerifier")
-            .field("endpoint", &self.endpoint)
-            .field("authorization", &self.authorization)
-            .finish_non_exhaustive()
     }
 }
 

@@ -13,6 +13,14 @@
 //! Answers: 401 `invalid_token` for a credential that is not valid, 503 with `Retry-After` when a key set,
 //! introspection endpoint or verifier is unreachable and nothing usable is cached.
 //!
+//! # In the stack
+//! | | |
+//! | --- | --- |
+//! | owns | credential validation: [`TokenValidator`] (issuers, key sets, introspection, API-token verifiers) and its caches |
+//! | reads | the [`Credential`](portcullis_core::Credential) in the extensions (none: 401) |
+//! | puts | a [`Principal`](portcullis_core::Principal), over one planted before |
+//! | comes after | `ExtractCredentialLayer` (`portcullis-credential`) |
+//!
 //! # Caching
 //! Results are cached under a keyed 128-bit HighwayHash digest of the whole credential: valid ones until the token expires
 //! (capped), invalid ones briefly; failures to reach a service are never cached. Concurrent requests with the
@@ -89,4 +97,6 @@ pub use clock::{Clock, SystemClock};
 pub use introspection::Introspection;
 pub use jwks::Issuer;
 pub use layer::{ResponseFuture, ValidateToken, ValidateTokenLayer};
+/// The `with_bearer` and `with_fetcher` builder methods of this crate's HTTP source.
+pub use portcullis_lookup::ConfigureHttpSource;
 pub use validator::{TokenValidator, TokenValidatorBuilder, ValidatorStats};

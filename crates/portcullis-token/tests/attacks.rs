@@ -4,8 +4,6 @@
 //! Each test starts its own [`MockAuthServer`] (and, for the key-URL attacks, a second one the attacker
 //! controls) and counts the fetches the validator makes.
 
-mod support;
-
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,14 +20,14 @@ use portcullis_core::{
     TokenShape,
 };
 use portcullis_credential::ExtractCredentialLayer;
+use portcullis_test_support::jwt::{self, TestKey, b64, ec1, header, rsa1, rsa2, sign};
+use portcullis_test_support::{Discovery, MockAuthServer};
 use portcullis_token::{
     Clock, FileTokenStore, HttpTokenVerifier, Introspection, Issuer, SigningAlgorithm,
     TokenValidator, TokenValidatorBuilder, ValidateTokenLayer, token_digest,
 };
 use serde_json::{Value, json};
 use tower::{ServiceBuilder, ServiceExt};
-
-use support::{Discovery, MockAuthServer, TestKey, b64, ec1, header, jwks, rsa1, rsa2, sign};
 
 /// The protected resource: the audience every token must name.
 const RESOURCE: &str = "https://mcp.example.com/mcp";
@@ -68,13 +66,6 @@ impl Clock for TestClock {
     }
 }
 
-/// A mock authorization server serving `keys` as its JWKS.
-async fn server_with(keys: &[&TestKey]) -> MockAuthServer {
-    let server = MockAuthServer::start().await;
-    server.set_jwks(jwks(keys));
-    server
-}
-
 /// The server as a trusted issuer, keys from its JWKS URI.
 fn issuer_of(server: &MockAuthServer) -> Issuer {
     Issuer::with_jwks_uri(&server.issuer(), &server.jwks_uri()).expect("valid issuer")
@@ -97,7 +88,7 @@ struct Setup {
 
 async fn setup() -> Setup {
     let key = rsa1(KID);
-    let server = server_with(&[&key]).await;
+    let server = MockAuthServer::with_keys(&[&key]).await;
     let clock = TestClock::at(T0);
     let validator = builder(issuer_of(&server), &clock)
         .build()
@@ -335,7 +326,7 @@ async fn alg_none_in_any_case_is_rejected_without_fetching_keys() {
             (false, json!({"alg": alg, "typ": "at+jwt"})),
             (true, json!({"alg": alg, "typ": "at+jwt", "kid": KID})),
         ] {
-            let unsigned = support::unsigned(head, claims.clone());
+            let unsigned = jwt::unsigned(head, claims.clone());
             for signature in ["", "c2lnbmF0dXJl", real_signature.as_str()] {
                 let token = format!("{unsigned}{signature}");
                 let case = format!("alg {alg}, kid {with_kid}, signature {signature:.12}");
@@ -354,7 +345,7 @@ async fn alg_none_in_any_case_is_rejected_without_fetching_keys() {
     ] {
         let token = format!(
             "{}{real_signature}",
-            support::unsigned(head.clone(), claims.clone())
+            jwt::unsigned(head.clone(), claims.clone())
         );
         let outcome = send(&validator, &format!("Bearer {token}")).await;
         assert_unauthorized(&outcome, RejectionKind::InvalidToken, &head.to_string());
@@ -395,7 +386,7 @@ async fn hmac_signed_with_the_public_key_is_rejected() {
         (Algorithm::HS512, "HS512"),
     ] {
         for (secret_name, secret) in secrets {
-            let token = support::sign_with(
+            let token = jwt::sign_with(
                 alg,
                 &EncodingKey::from_secret(secret),
                 json!({"alg": name, "kid": KID, "typ": "at+jwt"}),
@@ -424,7 +415,7 @@ async fn algorithm_must_fit_the_key_and_the_allowlist() {
     rs384.alg = Algorithm::RS384;
     let mut ps256 = rsa1("ps256");
     ps256.alg = Algorithm::PS256;
-    let server = server_with(&[&rsa, &ec, &rs384, &ps256]).await;
+    let server = MockAuthServer::with_keys(&[&rsa, &ec, &rs384, &ps256]).await;
     let clock = TestClock::at(T0);
     let claims = claims(&server.issuer());
 
@@ -464,7 +455,7 @@ async fn algorithm_must_fit_the_key_and_the_allowlist() {
             // Signed by the RSA key that is in the set under another kid: a validator that fell back to "any
             // key fitting the algorithm" would accept it.
             "RS256 header naming the EC key",
-            support::sign_with(
+            jwt::sign_with(
                 Algorithm::RS256,
                 &rsa.encoding,
                 json!({"alg": "RS256", "kid": "ec1", "typ": "at+jwt"}),
@@ -481,7 +472,7 @@ async fn algorithm_must_fit_the_key_and_the_allowlist() {
         ),
         (
             "ES384 header naming the P-256 key",
-            support::sign_with(
+            jwt::sign_with(
                 Algorithm::ES256,
                 &ec.encoding,
                 json!({"alg": "ES384", "kid": "ec1", "typ": "at+jwt"}),
@@ -490,7 +481,7 @@ async fn algorithm_must_fit_the_key_and_the_allowlist() {
         ),
         (
             "RS256 token with the key whose JWK says RS384",
-            support::sign_with(
+            jwt::sign_with(
                 Algorithm::RS256,
                 &rs384.encoding,
                 json!({"alg": "RS256", "kid": "rs384", "typ": "at+jwt"}),
@@ -499,7 +490,7 @@ async fn algorithm_must_fit_the_key_and_the_allowlist() {
         ),
         (
             "RS256 token with the key whose JWK says PS256",
-            support::sign_with(
+            jwt::sign_with(
                 Algorithm::RS256,
                 &ps256.encoding,
                 json!({"alg": "RS256", "kid": "ps256", "typ": "at+jwt"}),
@@ -543,9 +534,8 @@ async fn jku_x5u_jwk_and_x5c_headers_are_never_used_or_fetched() {
         validator,
         ..
     } = setup().await;
-    let attacker = MockAuthServer::start().await;
     let evil = rsa2("evil");
-    attacker.set_jwks(jwks(&[&evil]));
+    let attacker = MockAuthServer::with_keys(&[&evil]).await;
     let evil_cert = pem_body(&evil.public_pem);
     let claims = claims(&server.issuer());
 
@@ -782,7 +772,7 @@ async fn nested_jwt_is_rejected() {
         // The outer payload is the inner JWT, as RFC 7519 section 5.2 describes.
         tokens.push((
             format!("cty {cty}, JWT payload"),
-            support::sign_raw(
+            jwt::sign_raw(
                 Algorithm::RS256,
                 &key.encoding,
                 &serde_json::to_vec(&set(header(&key), "cty", json!(cty))).expect("serialises"),
@@ -792,7 +782,7 @@ async fn nested_jwt_is_rejected() {
     }
     tokens.push((
         "no cty, JWT payload".to_owned(),
-        support::sign_raw(
+        jwt::sign_raw(
             Algorithm::RS256,
             &key.encoding,
             &serde_json::to_vec(&header(&key)).expect("serialises"),
@@ -1001,7 +991,7 @@ async fn audience_must_name_this_resource_exactly() {
 #[tokio::test]
 async fn issuer_must_be_configured_exactly_and_is_checked_before_any_fetch() {
     let key = rsa1(KID);
-    let server = server_with(&[&key]).await;
+    let server = MockAuthServer::with_keys(&[&key]).await;
     let clock = TestClock::at(T0);
     // A second configured issuer with a host name and a path, for near misses the loopback issuer cannot have.
     const NAMED: &str = "https://auth.example.com/realms/acme";
@@ -1104,8 +1094,8 @@ async fn issuer_must_be_configured_exactly_and_is_checked_before_any_fetch() {
 async fn a_key_of_another_configured_issuer_does_not_verify_this_issuers_tokens() {
     let key_a = rsa1("a");
     let key_b = rsa2("b");
-    let server_a = server_with(&[&key_a]).await;
-    let server_b = server_with(&[&key_b]).await;
+    let server_a = MockAuthServer::with_keys(&[&key_a]).await;
+    let server_b = MockAuthServer::with_keys(&[&key_b]).await;
     let clock = TestClock::at(T0);
     let validator = builder(issuer_of(&server_a), &clock)
         .add_issuer(issuer_of(&server_b))
@@ -1387,7 +1377,7 @@ async fn duplicate_claims_and_header_members_are_rejected() {
     let mut tokens: Vec<(String, String)> = payloads
         .iter()
         .map(|(case, payload)| {
-            let token = support::sign_raw(
+            let token = jwt::sign_raw(
                 Algorithm::RS256,
                 &key.encoding,
                 good_header.as_bytes(),
@@ -1415,7 +1405,7 @@ async fn duplicate_claims_and_header_members_are_rejected() {
             r#"{"alg":"RS256","kid":"k1","typ":"JWT","typ":"at+jwt"}"#,
         ),
     ] {
-        let token = support::sign_raw(
+        let token = jwt::sign_raw(
             Algorithm::RS256,
             &key.encoding,
             head.as_bytes(),
@@ -1433,7 +1423,7 @@ async fn duplicate_claims_and_header_members_are_rejected() {
     assert_eq!(server.jwks_hits(), 0);
 
     // Control: the same hand-written JSON without duplicates passes.
-    let token = support::sign_raw(
+    let token = jwt::sign_raw(
         Algorithm::RS256,
         &key.encoding,
         good_header.as_bytes(),
@@ -1447,7 +1437,7 @@ async fn duplicate_claims_and_header_members_are_rejected() {
 async fn a_token_over_the_size_limit_is_rejected_without_fetching() {
     const MAX: usize = 1024;
     let key = rsa1(KID);
-    let server = server_with(&[&key]).await;
+    let server = MockAuthServer::with_keys(&[&key]).await;
     let clock = TestClock::at(T0);
     let validator = builder(issuer_of(&server), &clock)
         .with_max_token_len(MAX)
@@ -1768,7 +1758,7 @@ async fn unknown_email_and_wrong_token_get_identical_answers() {
 #[tokio::test]
 async fn a_failed_jwt_is_never_sent_to_the_api_token_verifier() {
     let key = rsa1(KID);
-    let server = server_with(&[&key]).await;
+    let server = MockAuthServer::with_keys(&[&key]).await;
     // A verifier that would accept anything it is asked about.
     server.set_verifier(
         200,
@@ -1803,7 +1793,7 @@ async fn a_failed_jwt_is_never_sent_to_the_api_token_verifier() {
         ),
         (
             "alg none",
-            support::unsigned(json!({"alg": "none", "typ": "at+jwt"}), base.clone()),
+            jwt::unsigned(json!({"alg": "none", "typ": "at+jwt"}), base.clone()),
         ),
         (
             "opaque, no introspection",
@@ -1827,7 +1817,7 @@ async fn a_failed_jwt_is_never_sent_to_the_api_token_verifier() {
 #[tokio::test]
 async fn a_service_account_key_is_never_tried_as_a_jwt_or_introspected() {
     let key = rsa1(KID);
-    let server = server_with(&[&key]).await;
+    let server = MockAuthServer::with_keys(&[&key]).await;
     // Introspection would call anything active for this resource; the verifier says no.
     server.set_introspection(
         200,

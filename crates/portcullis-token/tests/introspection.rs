@@ -1,7 +1,5 @@
 //! Opaque tokens through RFC 7662 introspection against a real endpoint, with every call counted.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,9 +7,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use portcullis_core::{AuthMethod, BearerToken, Credential, RejectionKind, Secret, TokenShape};
 use portcullis_lookup::HttpFetcher;
+use portcullis_test_support::MockAuthServer;
+use portcullis_test_support::jwt::now;
 use portcullis_token::{Introspection, TokenValidator};
 use serde_json::json;
-use support::{MockAuthServer, now};
 
 const RESOURCE: &str = "https://mcp.example.com/mcp";
 

@@ -1,16 +1,15 @@
 //! Key sets against a real JWKS server: discovery, rotation, cooldown, outages and broken answers, with every
 //! outbound call counted.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use portcullis_core::{BearerToken, Credential, RejectionKind, Secret, TokenShape};
 use portcullis_lookup::HttpFetcher;
+use portcullis_test_support::jwt::{TestKey, header, jwks, now, rsa1, rsa2, sign};
+use portcullis_test_support::{Discovery, MockAuthServer};
 use portcullis_token::{Issuer, TokenValidator, TokenValidatorBuilder};
 use serde_json::{Value, json};
-use support::{Discovery, MockAuthServer, TestKey, header, jwks, now, rsa1, rsa2, sign};
 
 const RESOURCE: &str = "https://mcp.example.com/mcp";
 
@@ -64,9 +63,8 @@ async fn kind_of(
 
 #[tokio::test]
 async fn discovery_finds_the_key_set_through_rfc_8414_once() {
-    let server = MockAuthServer::start().await;
     let key = rsa1("k1");
-    server.set_jwks(jwks(&[&key]));
+    let server = MockAuthServer::with_keys(&[&key]).await;
     let validator = builder(Issuer::discover(&server.issuer()).expect("issuer"))
         .build()
         .expect("validator");
@@ -84,9 +82,8 @@ async fn discovery_finds_the_key_set_through_rfc_8414_once() {
 
 #[tokio::test]
 async fn discovery_falls_back_to_openid_configuration() {
-    let server = MockAuthServer::start().await;
     let key = rsa1("k1");
-    server.set_jwks(jwks(&[&key]));
+    let server = MockAuthServer::with_keys(&[&key]).await;
     server.set_discovery(Discovery::OAuth, None);
     let validator = builder(Issuer::discover(&server.issuer()).expect("issuer"))
         .build()
@@ -102,9 +99,8 @@ async fn discovery_falls_back_to_openid_configuration() {
 
 #[tokio::test]
 async fn discovery_document_naming_another_issuer_is_refused() {
-    let server = MockAuthServer::start().await;
     let key = rsa1("k1");
-    server.set_jwks(jwks(&[&key]));
+    let server = MockAuthServer::with_keys(&[&key]).await;
     let mut forged = server.default_discovery();
     forged["issuer"] = json!(format!("{}/other", server.issuer()));
     server.set_discovery(Discovery::OAuth, Some(forged.clone()));
@@ -156,9 +152,8 @@ async fn key_rotation_refetches_once_then_succeeds() {
 
 #[tokio::test]
 async fn a_flood_of_unknown_kids_fetches_at_most_once_per_cooldown() {
-    let server = MockAuthServer::start().await;
     let key = rsa1("real");
-    server.set_jwks(jwks(&[&key]));
+    let server = MockAuthServer::with_keys(&[&key]).await;
     let validator = direct(&server);
     assert!(
         kind_of(&validator, &token(&key, &server, "warm"))
@@ -223,9 +218,8 @@ async fn an_issuer_down_at_cold_start_gives_503_then_recovers() {
 
 #[tokio::test]
 async fn known_keys_keep_working_while_the_issuer_is_down() {
-    let server = MockAuthServer::start().await;
     let key = rsa1("k1");
-    server.set_jwks(jwks(&[&key]));
+    let server = MockAuthServer::with_keys(&[&key]).await;
     let validator = direct(&server);
     assert!(
         kind_of(&validator, &token(&key, &server, "a"))
@@ -338,9 +332,8 @@ async fn one_bad_key_in_a_set_is_skipped() {
 
 #[tokio::test]
 async fn a_thousand_concurrent_requests_with_one_new_token_validate_it_once() {
-    let server = MockAuthServer::start().await;
     let key = rsa1("k1");
-    server.set_jwks(jwks(&[&key]));
+    let server = MockAuthServer::with_keys(&[&key]).await;
     server.set_jwks_delay(Duration::from_millis(50));
     let validator = direct(&server);
     let credential = Arc::new(token(&key, &server, "shared"));
@@ -369,9 +362,8 @@ async fn a_thousand_concurrent_requests_with_one_new_token_validate_it_once() {
 
 #[tokio::test]
 async fn malformed_expired_and_foreign_tokens_cause_no_fetch() {
-    let server = MockAuthServer::start().await;
     let key = rsa1("k1");
-    server.set_jwks(jwks(&[&key]));
+    let server = MockAuthServer::with_keys(&[&key]).await;
     let validator = direct(&server);
     let mut expired = claims(&server, "x");
     expired["exp"] = json!(now() - 3600);
@@ -413,9 +405,8 @@ async fn malformed_expired_and_foreign_tokens_cause_no_fetch() {
 
 #[tokio::test]
 async fn invalid_tokens_are_remembered_briefly_and_bounded() {
-    let server = MockAuthServer::start().await;
     let key = rsa1("k1");
-    server.set_jwks(jwks(&[&key]));
+    let server = MockAuthServer::with_keys(&[&key]).await;
     let validator =
         builder(Issuer::with_jwks_uri(&server.issuer(), &server.jwks_uri()).expect("issuer"))
             .with_cache_capacity(50)

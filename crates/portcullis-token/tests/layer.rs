@@ -1,7 +1,5 @@
 //! `ValidateTokenLayer` in a stack: what reaches the inner service, what the client gets, and what is logged.
 
-mod support;
-
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -13,9 +11,10 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use portcullis_core::{AuthMethod, Challenge, Principal, Rejection, RejectionKind, ResponseBody};
 use portcullis_credential::ExtractCredentialLayer;
+use portcullis_test_support::MockAuthServer;
+use portcullis_test_support::jwt::{header, now, rsa1, sign};
 use portcullis_token::{Issuer, TokenValidator, ValidateTokenLayer};
 use serde_json::json;
-use support::{MockAuthServer, header, jwks, now, rsa1, sign};
 use tower::{ServiceBuilder, ServiceExt};
 
 const RESOURCE: &str = "https://mcp.example.com/mcp";
@@ -91,9 +90,8 @@ fn request(authorization: &str) -> Request<Full<Bytes>> {
 }
 
 async fn setup() -> (MockAuthServer, TokenValidator, String) {
-    let server = MockAuthServer::start().await;
     let key = rsa1("k1");
-    server.set_jwks(jwks(&[&key]));
+    let server = MockAuthServer::with_keys(&[&key]).await;
     let validator = TokenValidator::builder(RESOURCE)
         .add_issuer(Issuer::with_jwks_uri(&server.issuer(), &server.jwks_uri()).expect("issuer"))
         .with_site_claim("https://example.com/sites")

@@ -1,6 +1,5 @@
-//! Self-tests for the shared test harness in `tests/support`.
-
-mod support;
+//! Self-tests of the shared test harness (`portcullis-test-support`) as the token tests use it: the fixture
+//! keys and token builders, and the mock authorization server.
 
 use std::time::{Duration, Instant};
 
@@ -8,35 +7,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
+use portcullis_test_support::jwt::{self, TestKey};
+use portcullis_test_support::{Discovery, MockAuthServer, RawResponse, send_raw};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use support::{Discovery, MockAuthServer, TestKey};
-
-/// A minimal HTTP/1.1 response, as read off a raw socket.
-#[derive(Debug)]
-struct RawResponse {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl RawResponse {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("response body is JSON")
-    }
-}
-
 /// Sends one request with `Connection: close` and reads the whole response.
-/// The mock server answers with `content-length` bodies, so no chunked decoding is needed.
 async fn raw_request(
     server: &MockAuthServer,
     method: &str,
@@ -44,55 +20,16 @@ async fn raw_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> RawResponse {
-    let mut stream = TcpStream::connect(server.addr()).await.expect("connect");
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+    send_raw(
         server.addr(),
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    stream.write_all(req.as_bytes()).await.expect("write head");
-    stream.write_all(body).await.expect("write body");
+        &portcullis_test_support::raw_request(method, path, headers, body),
+    )
+    .await
+}
 
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
-        .await
-        .expect("response within 10s")
-        .expect("read response");
-
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of response head");
-    let head = std::str::from_utf8(&raw[..split]).expect("UTF-8 head");
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().expect("status line");
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status code");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        .collect::<Vec<_>>();
-    let body = raw[split + 4..].to_vec();
-    let resp = RawResponse {
-        status,
-        headers,
-        body,
-    };
-    if let Some(len) = resp.header("content-length") {
-        assert_eq!(
-            len.parse::<usize>().unwrap(),
-            resp.body.len(),
-            "full body read"
-        );
-    }
-    resp
+/// `GET path` without headers.
+async fn get(server: &MockAuthServer, path: &str) -> RawResponse {
+    raw_request(server, "GET", path, &[], b"").await
 }
 
 /// The DER inside a `-----BEGIN PUBLIC KEY-----` PEM.
@@ -104,7 +41,7 @@ fn spki_der(pem: &[u8]) -> Vec<u8> {
 }
 
 fn claims() -> Value {
-    json!({ "iss": "https://issuer.test", "sub": "alice", "exp": support::now() + 300 })
+    json!({ "iss": "https://issuer.test", "sub": "alice", "exp": jwt::now() + 300 })
 }
 
 fn decoding_key(key: &TestKey) -> DecodingKey {
@@ -118,8 +55,8 @@ fn verify(token: &str, key: &DecodingKey, alg: Algorithm) -> jsonwebtoken::error
 
 #[tokio::test]
 async fn rs256_tokens_verify_against_fixture_jwks() {
-    let k1 = support::rsa1("rsa-1");
-    let k2 = support::rsa2("rsa-2");
+    let k1 = jwt::rsa1("rsa-1");
+    let k2 = jwt::rsa2("rsa-2");
 
     let jwk = k1.jwk();
     assert_eq!(jwk["kty"], "RSA");
@@ -129,8 +66,8 @@ async fn rs256_tokens_verify_against_fixture_jwks() {
     assert_eq!(jwk["use"], "sig");
     assert!(k1.bare_jwk().get("kid").is_none());
 
-    let t1 = support::sign(&k1, support::header(&k1), claims());
-    let t2 = support::sign(&k2, support::header(&k2), claims());
+    let t1 = jwt::sign(&k1, jwt::header(&k1), claims());
+    let t2 = jwt::sign(&k2, jwt::header(&k2), claims());
 
     let hdr = jsonwebtoken::decode_header(&t1).expect("header decodes");
     assert_eq!(hdr.alg, Algorithm::RS256);
@@ -154,21 +91,21 @@ async fn rs256_tokens_verify_against_fixture_jwks() {
             .unwrap();
     verify(&t1, &n_ne, Algorithm::RS256).expect("rsa1 token verifies with n/e");
 
-    let set = support::jwks(&[&k1, &k2]);
+    let set = jwt::jwks(&[&k1, &k2]);
     assert_eq!(set["keys"].as_array().unwrap().len(), 2);
     assert_eq!(set["keys"][1]["kid"], "rsa-2");
 }
 
 #[tokio::test]
 async fn es256_token_verifies_against_fixture_jwk() {
-    let k = support::ec1("ec-1");
+    let k = jwt::ec1("ec-1");
     let jwk = k.jwk();
     assert_eq!(jwk["kty"], "EC");
     assert_eq!(jwk["crv"], "P-256");
     assert_eq!(jwk["alg"], "ES256");
     assert_eq!(jwk["use"], "sig");
 
-    let t = support::sign(&k, support::header(&k), claims());
+    let t = jwt::sign(&k, jwt::header(&k), claims());
     let hdr = jsonwebtoken::decode_header(&t).unwrap();
     assert_eq!(hdr.alg, Algorithm::ES256);
     let c = verify(&t, &decoding_key(&k), Algorithm::ES256).expect("ec1 token verifies");
@@ -182,24 +119,24 @@ async fn es256_token_verifies_against_fixture_jwk() {
     assert!(spki_der(&k.public_pem).ends_with(&point));
 
     // An RSA JWK does not verify it.
-    assert!(verify(&t, &decoding_key(&support::rsa1("x")), Algorithm::ES256).is_err());
+    assert!(verify(&t, &decoding_key(&jwt::rsa1("x")), Algorithm::ES256).is_err());
 }
 
 #[tokio::test]
 async fn attack_builders() {
-    let k = support::rsa1("rsa-1");
+    let k = jwt::rsa1("rsa-1");
 
     // The header goes on the wire exactly as given.
     let header =
         json!({ "alg": "RS256", "kid": "other", "jku": "https://evil.test/jwks", "crit": ["x"] });
-    let t = support::sign(&k, header.clone(), claims());
+    let t = jwt::sign(&k, header.clone(), claims());
     let first = t.split('.').next().unwrap();
     let decoded: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(first).unwrap()).unwrap();
     assert_eq!(decoded, header);
     assert!(!t.contains('='));
 
     // HS256 keyed with the public PEM (key confusion).
-    let hs = support::sign_with(
+    let hs = jwt::sign_with(
         Algorithm::HS256,
         &EncodingKey::from_secret(&k.public_pem),
         json!({ "alg": "HS256", "kid": "rsa-1" }),
@@ -214,7 +151,7 @@ async fn attack_builders() {
     assert!(verify(&hs, &decoding_key(&k), Algorithm::HS256).is_err());
 
     // Byte-exact header.
-    let raw = support::sign_raw(
+    let raw = jwt::sign_raw(
         Algorithm::RS256,
         &k.encoding,
         br#"{"alg":"none","alg":"RS256"}"#,
@@ -222,7 +159,7 @@ async fn attack_builders() {
     );
     assert_eq!(raw.split('.').count(), 3);
 
-    let none = support::unsigned(json!({ "alg": "none" }), claims());
+    let none = jwt::unsigned(json!({ "alg": "none" }), claims());
     assert!(none.ends_with('.'));
     assert_eq!(none.split('.').count(), 3);
     assert!(none.split('.').nth(2).unwrap().is_empty());
@@ -236,45 +173,38 @@ async fn jwks_and_discovery_endpoints() {
     assert_eq!(server.jwks_uri(), format!("{}/jwks", server.base()));
 
     // Default: 503.
-    let r = raw_request(&server, "GET", "/jwks", &[], b"").await;
+    let r = get(&server, "/jwks").await;
     assert_eq!(r.status, 503);
     assert_eq!(server.jwks_hits(), 1);
 
-    let k = support::rsa1("rsa-1");
-    server.set_jwks(support::jwks(&[&k]));
+    let k = jwt::rsa1("rsa-1");
+    server.set_jwks(jwt::jwks(&[&k]));
     server.set_jwks_cache_control(Some("max-age=60".into()));
-    let r = raw_request(&server, "GET", "/jwks", &[], b"").await;
+    let r = get(&server, "/jwks").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.header("cache-control"), Some("max-age=60"));
-    assert_eq!(r.json(), support::jwks(&[&k]));
+    assert_eq!(r.json(), jwt::jwks(&[&k]));
     assert_eq!(server.jwks_hits(), 2);
 
     server.set_jwks_cache_control(None);
     server.set_jwks_response(200, "text/html", b"<html>oops</html>".to_vec());
-    let r = raw_request(&server, "GET", "/jwks", &[], b"").await;
+    let r = get(&server, "/jwks").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("text/html"));
     assert_eq!(r.header("cache-control"), None);
-    assert_eq!(r.body, b"<html>oops</html>");
+    assert_eq!(r.body, "<html>oops</html>");
 
     // Delay.
     server.set_jwks_delay(Duration::from_millis(200));
     let started = Instant::now();
-    let r = raw_request(&server, "GET", "/jwks", &[], b"").await;
+    let r = get(&server, "/jwks").await;
     assert_eq!(r.status, 200);
     assert!(started.elapsed() >= Duration::from_millis(200));
     assert_eq!(server.jwks_hits(), 4);
 
     // Discovery.
-    let r = raw_request(
-        &server,
-        "GET",
-        "/.well-known/oauth-authorization-server",
-        &[],
-        b"",
-    )
-    .await;
+    let r = get(&server, "/.well-known/oauth-authorization-server").await;
     assert_eq!(r.status, 200);
     let doc = r.json();
     assert_eq!(doc["issuer"], server.issuer());
@@ -284,29 +214,15 @@ async fn jwks_and_discovery_endpoints() {
     assert_eq!(server.discovery_hits(Discovery::Oidc), 0);
 
     server.set_discovery(Discovery::Oidc, None);
-    let r = raw_request(
-        &server,
-        "GET",
-        "/.well-known/openid-configuration",
-        &[],
-        b"",
-    )
-    .await;
+    let r = get(&server, "/.well-known/openid-configuration").await;
     assert_eq!(r.status, 404);
     assert_eq!(server.discovery_hits(Discovery::Oidc), 1);
     server.set_discovery(Discovery::Oidc, Some(json!({ "issuer": "elsewhere" })));
-    let r = raw_request(
-        &server,
-        "GET",
-        "/.well-known/openid-configuration",
-        &[],
-        b"",
-    )
-    .await;
+    let r = get(&server, "/.well-known/openid-configuration").await;
     assert_eq!(r.json()["issuer"], "elsewhere");
 
     // Unknown path.
-    let r = raw_request(&server, "GET", "/nope", &[], b"").await;
+    let r = get(&server, "/nope").await;
     assert_eq!(r.status, 404);
     assert_eq!(server.other_hits(), 1);
     assert_eq!(server.jwks_hits(), 4);
@@ -356,10 +272,10 @@ async fn introspection_endpoint_records_requests() {
     server.set_introspection_raw(500, b"{not json".to_vec());
     let r = raw_request(&server, "POST", "/introspect", &[], b"token=x").await;
     assert_eq!(r.status, 500);
-    assert_eq!(r.body, b"{not json");
+    assert_eq!(r.body, "{not json");
 
     // Wrong method.
-    let r = raw_request(&server, "GET", "/introspect", &[], b"").await;
+    let r = get(&server, "/introspect").await;
     assert_eq!(r.status, 405);
     assert_eq!(server.introspection_hits(), 3);
 }
@@ -397,10 +313,7 @@ async fn verifier_endpoint_records_requests() {
 async fn server_stops_on_drop() {
     let server = MockAuthServer::start().await;
     let addr = server.addr();
-    assert_eq!(
-        raw_request(&server, "GET", "/nope", &[], b"").await.status,
-        404
-    );
+    assert_eq!(get(&server, "/nope").await.status, 404);
     drop(server);
 
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -13,9 +13,6 @@
 //!
 //! Run with `cargo bench -p portcullis --bench stack`.
 
-#[path = "../../portcullis-token/tests/support/mod.rs"]
-mod support;
-
 use std::convert::Infallible;
 
 use bytes::Bytes;
@@ -24,6 +21,8 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use portcullis::Portcullis;
 use portcullis::token::Issuer;
+use portcullis_test_support::MockAuthServer;
+use portcullis_test_support::jwt;
 use serde_json::json;
 use tower::{ServiceBuilder, ServiceExt};
 
@@ -46,13 +45,12 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let server = rt.block_on(support::MockAuthServer::start());
-    let key = support::rsa1("k1");
-    server.set_jwks(support::jwks(&[&key]));
-    let now = support::now();
-    let token = support::sign(
+    let key = jwt::rsa1("k1");
+    let server = rt.block_on(MockAuthServer::with_keys(&[&key]));
+    let now = jwt::now();
+    let token = jwt::sign(
         &key,
-        support::header(&key),
+        jwt::header(&key),
         json!({
             "iss": server.issuer(), "sub": "557058:f0e1d2c3-b4a5-9687-7869-5a4b3c2d1e0f", "aud": RESOURCE,
             "client_id": "bench-client", "scope": "mcp:read mcp:write", "iat": now, "exp": now + 3600,

@@ -358,7 +358,7 @@ impl PortcullisBuilder {
             Some((capacity, idle)) => {
                 BindMcpSessionsLayer::with_limits(challenge.clone(), capacity, idle)
             }
-            None => BindMcpSessionsLayer::off(challenge.clone()),
+            None => BindMcpSessionsLayer::off(),
         };
         let site = (self.sites)(BindSiteLayer::new(challenge.clone()))?;
         let gate = match self.policy {

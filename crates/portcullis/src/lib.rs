@@ -7,11 +7,19 @@
 //!     -> EnrichContext -> your service
 //! ```
 //!
+//! and serves the RFC 9728 protected resource metadata that every challenge points to. The same configuration can
+//! be read from TOML ([`Config`]), so programs and the `portcullis` gateway share one schema.
+//!
 //! [`BindMcpSessions`] binds each MCP session (`Mcp-Session-Id`) to the principal that started it, so that a
 //! session id is never worth anything with another caller's token (404 `unknown_session`).
 //!
-//! and serves the RFC 9728 protected resource metadata that every challenge points to. The same configuration can
-//! be read from TOML ([`Config`]), so programs and the `portcullis` gateway share one schema.
+//! # In the stack
+//! | | |
+//! | --- | --- |
+//! | owns | the order of the layers and their shared configuration (builder and TOML), the resource metadata service, MCP session binding, `protect()` for hyper services ([`Protected`]) |
+//! | reads | what each layer reads; [`BindMcpSessions`] reads the [`Principal`] and `Mcp-Session-Id` |
+//! | puts | what each layer puts: in the end the application reads an [`AuthContext`] |
+//! | comes after | nothing: `portcullis.layer()` is the whole stack (a CORS layer, where wanted, goes outside it) |
 //!
 //! # Example
 //!

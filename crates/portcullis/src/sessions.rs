@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::{HeaderName, Method, Request, Response, StatusCode};
 use pin_project_lite::pin_project;
 use portcullis_core::{
-    AuthMethod, Challenge, Principal, Protocol, Rejection, RejectionKind, ResponseBody,
+    Challenge, Principal, PrincipalKey, Protocol, Rejection, RejectionKind, ResponseBody,
     ResponseFuture,
 };
 use portcullis_lookup::ExpiringCache;
@@ -32,31 +32,8 @@ const MAX_SESSION_ID_LEN: usize = 256;
 struct Session {
     /// The same allocation as the cache key.
     id: Arc<str>,
-    owner: Owner,
-}
-
-/// Who started a session.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Owner {
-    method: AuthMethod,
-    issuer: Option<Box<str>>,
-    subject: Box<str>,
-}
-
-impl Owner {
-    fn of(principal: &Principal) -> Self {
-        Self {
-            method: principal.method(),
-            issuer: principal.issuer().map(Box::from),
-            subject: principal.subject().into(),
-        }
-    }
-
-    fn is(&self, principal: &Principal) -> bool {
-        self.method == principal.method()
-            && self.issuer.as_deref() == principal.issuer()
-            && &*self.subject == principal.subject()
-    }
+    /// Who started it.
+    owner: PrincipalKey,
 }
 
 /// Layer that applies [`BindMcpSessions`]; part of the stack that [`Portcullis`](crate::Portcullis) builds,
@@ -64,7 +41,8 @@ impl Owner {
 #[derive(Clone)]
 #[must_use]
 pub struct BindMcpSessionsLayer {
-    shared: Arc<Shared>,
+    /// `None`: off, every request passes untouched (a service that is not an MCP server).
+    shared: Option<Arc<Shared>>,
 }
 
 struct Shared {
@@ -72,8 +50,6 @@ struct Shared {
     /// Shared, so that the hit on every session request copies a pointer, not the id or the owner's strings.
     sessions: ExpiringCache<Arc<str>, Arc<Session>>,
     idle: Duration,
-    /// Off: every request passes untouched (a service that is not an MCP server).
-    enabled: bool,
 }
 
 impl BindMcpSessionsLayer {
@@ -87,35 +63,33 @@ impl BindMcpSessionsLayer {
     /// answered 404, after which an MCP client starts a new one.
     pub fn with_limits(challenge: Challenge, capacity: u64, idle: Duration) -> Self {
         Self {
-            shared: Arc::new(Shared {
+            shared: Some(Arc::new(Shared {
                 challenge,
                 sessions: ExpiringCache::new(capacity),
                 idle,
-                enabled: true,
-            }),
+            })),
         }
     }
 
     /// Binds nothing: every request passes untouched, whatever `Mcp-Session-Id` it carries. For a service that is
     /// not an MCP server and whose clients use that header for something else; an MCP server should keep its
     /// sessions bound.
-    pub fn off(challenge: Challenge) -> Self {
-        Self {
-            shared: Arc::new(Shared {
-                challenge,
-                sessions: ExpiringCache::new(1),
-                idle: Duration::ZERO,
-                enabled: false,
-            }),
-        }
+    pub fn off() -> Self {
+        Self { shared: None }
     }
 }
 
 impl fmt::Debug for BindMcpSessionsLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BindMcpSessionsLayer")
-            .field("enabled", &self.shared.enabled)
-            .field("idle", &self.shared.idle)
+            .field("enabled", &self.shared.is_some())
+            .field(
+                "idle",
+                &self
+                    .shared
+                    .as_ref()
+                    .map_or(Duration::ZERO, |shared| shared.idle),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -126,7 +100,7 @@ impl<S> Layer<S> for BindMcpSessionsLayer {
     fn layer(&self, inner: S) -> Self::Service {
         BindMcpSessions {
             inner,
-            shared: Arc::clone(&self.shared),
+            shared: self.shared.clone(),
         }
     }
 }
@@ -152,7 +126,7 @@ impl<S> Layer<S> for BindMcpSessionsLayer {
 #[derive(Clone)]
 pub struct BindMcpSessions<S> {
     inner: S,
-    shared: Arc<Shared>,
+    shared: Option<Arc<Shared>>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for BindMcpSessions<S> {
@@ -207,7 +181,7 @@ where
                     {
                         let session = Session {
                             id: id.into(),
-                            owner: Owner::of(&principal),
+                            owner: principal.key().into_owned(),
                         };
                         let key = Arc::clone(&session.id);
                         shared.sessions.insert(key, Arc::new(session), shared.idle);
@@ -247,13 +221,12 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let shared = &self.shared;
-        if !shared.enabled {
+        let Some(shared) = &self.shared else {
             return SessionFuture {
                 future: ResponseFuture::inner(self.inner.call(req)),
                 after: None,
             };
-        }
+        };
         let refuse = |kind: RejectionKind, req: &Request<ReqBody>| {
             tracing::debug!(
                 target: "portcullis::sessions",

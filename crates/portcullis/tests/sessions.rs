@@ -179,7 +179,7 @@ async fn a_session_is_usable_by_its_owner_only() {
 
 #[tokio::test]
 async fn a_layer_that_is_off_leaves_every_session_id_alone() {
-    let layer = BindMcpSessionsLayer::off(Challenge::new(META).expect("valid"));
+    let layer = BindMcpSessionsLayer::off();
     let app = App::default();
     let started = send(&layer, &app, request(Method::POST, Some(user("ada")), &[])).await;
     let id = started.session.expect("the service started a session");
