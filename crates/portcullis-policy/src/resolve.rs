@@ -124,14 +124,6 @@ pub struct HttpPolicies {
     source: HttpSource,
 }
 
-impl ConfigureHttpSource for HttpPolicies {
-    fn map_sources(self, f: impl Fn(HttpSource) -> HttpSource) -> Self {
-        Self {
-            source: f(self.source),
-        }
-    }
-}
-
 impl HttpPolicies {
     /// Policies from `endpoint`.
     ///
@@ -161,5 +153,13 @@ impl ResolvePolicy for HttpPolicies {
                 }
             }
         })
+    }
+}
+
+impl ConfigureHttpSource for HttpPolicies {
+    fn map_sources(self, f: impl Fn(HttpSource) -> HttpSource) -> Self {
+        Self {
+            source: f(self.source),
+        }
     }
 }

@@ -17,7 +17,7 @@
 //! | | |
 //! | --- | --- |
 //! | owns | which site a request targets and whether it was granted: [`BindSiteLayer`], the JSON-RPC body reader, the grant and directory sources |
-//! | reads | the [`Principal`] (none: 401), the path, headers, query and, where a rule needs it, the JSON-RPC body |
+//! | reads | the [`Principal`](portcullis_core::Principal) (none: 401), the path, headers, query and, where a rule needs it, the JSON-RPC body |
 //! | puts | the bound [`Site`], the principal's [`AccessibleSites`], the [`JsonRpcCall`] (planted ones are removed first); the inner service gets a [`SiteBody`] |
 //! | comes after | `ValidateTokenLayer` (`portcullis-token`) |
 //!

@@ -220,14 +220,6 @@ pub struct HttpGrants {
     source: HttpSource,
 }
 
-impl ConfigureHttpSource for HttpGrants {
-    fn map_sources(self, f: impl Fn(HttpSource) -> HttpSource) -> Self {
-        Self {
-            source: f(self.source),
-        }
-    }
-}
-
 #[derive(Deserialize)]
 struct GrantRow {
     id: String,
@@ -279,6 +271,14 @@ impl ResolveSiteGrants for HttpGrants {
                 })
                 .collect())
         })
+    }
+}
+
+impl ConfigureHttpSource for HttpGrants {
+    fn map_sources(self, f: impl Fn(HttpSource) -> HttpSource) -> Self {
+        Self {
+            source: f(self.source),
+        }
     }
 }
 

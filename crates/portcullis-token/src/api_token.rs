@@ -290,14 +290,6 @@ pub struct HttpTokenVerifier {
     source: HttpSource,
 }
 
-impl ConfigureHttpSource for HttpTokenVerifier {
-    fn map_sources(self, f: impl Fn(HttpSource) -> HttpSource) -> Self {
-        Self {
-            source: f(self.source),
-        }
-    }
-}
-
 impl HttpTokenVerifier {
     /// A verifier at `endpoint`.
     ///
@@ -385,6 +377,14 @@ impl VerifyApiToken for HttpTokenVerifier {
                 VerifyError::unavailable()
             })
         })
+    }
+}
+
+impl ConfigureHttpSource for HttpTokenVerifier {
+    fn map_sources(self, f: impl Fn(HttpSource) -> HttpSource) -> Self {
+        Self {
+            source: f(self.source),
+        }
     }
 }
 
