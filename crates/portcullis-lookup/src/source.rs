@@ -81,12 +81,6 @@ impl HttpSource {
         self
     }
 
-    /// The endpoint's URL.
-    #[must_use]
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
     /// `GET <endpoint>?<params>` with the source's credential, decoded as JSON.
     ///
     /// # Errors
@@ -221,7 +215,7 @@ mod tests {
         assert_eq!(err.setting(), "grants_endpoint");
         let post = HttpSource::post("api_token_verifier", "https://id.example/v?version=2")
             .expect("a query is the endpoint's own");
-        assert_eq!(post.endpoint(), "https://id.example/v?version=2");
+        assert_eq!(post.endpoint, "https://id.example/v?version=2");
         let source = HttpSource::get("profile_endpoint", "https://dir.example/p").expect("valid");
         let other = source
             .get_at("products_endpoint", "https://dir.example/q?")

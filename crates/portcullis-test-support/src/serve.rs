@@ -45,7 +45,26 @@ impl LoopbackServer {
             .await
             .expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
-        let task = tokio::spawn(accept_loop(listener, service));
+        // The accept loop owns the connections' JoinSet: aborting it aborts them too.
+        let task = tokio::spawn(async move {
+            let mut connections = JoinSet::new();
+            loop {
+                // Reap finished connection tasks so that the set does not grow forever.
+                while connections.try_join_next().is_some() {}
+                let Ok((stream, _)) = listener.accept().await else {
+                    // E.g. EMFILE: back off briefly rather than spin.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                let service = service.clone();
+                connections.spawn(async move {
+                    // Connection errors (a client hanging up mid-request...) are expected in failure tests.
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
         Self {
             addr,
             task: Some(task.abort_handle()),
@@ -87,37 +106,7 @@ impl LoopbackServer {
 impl Drop for LoopbackServer {
     fn drop(&mut self) {
         if let Some(task) = self.task.take() {
-            // The accept loop owns the JoinSet of its connections: aborting it aborts them too.
             task.abort();
         }
-    }
-}
-
-async fn accept_loop<S, B>(listener: TcpListener, service: S)
-where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn StdError + Send + Sync>>,
-{
-    let mut connections = JoinSet::new();
-    loop {
-        // Reap finished connection tasks so that the set does not grow forever.
-        while connections.try_join_next().is_some() {}
-        let Ok((stream, _)) = listener.accept().await else {
-            // E.g. EMFILE: back off briefly rather than spin.
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let service = service.clone();
-        connections.spawn(async move {
-            // Connection errors (a client hanging up mid-request...) are expected in failure tests.
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
     }
 }
