@@ -111,13 +111,9 @@ pub struct StaticContext {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UserRow {
-    #[serde(default)]
     email: Option<String>,
-    #[serde(default)]
     display_name: Option<String>,
-    #[serde(default)]
     locale: Option<String>,
-    #[serde(default)]
     time_zone: Option<String>,
 }
 
@@ -247,15 +243,10 @@ pub struct HttpContext {
 
 #[derive(Deserialize)]
 struct ProfileAnswer {
-    #[serde(default)]
     account_id: Option<String>,
-    #[serde(default)]
     email: Option<String>,
-    #[serde(default)]
     display_name: Option<String>,
-    #[serde(default)]
     locale: Option<String>,
-    #[serde(default)]
     time_zone: Option<String>,
 }
 

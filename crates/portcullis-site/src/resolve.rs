@@ -220,15 +220,6 @@ pub struct HttpGrants {
     source: HttpSource,
 }
 
-#[derive(Deserialize)]
-struct GrantRow {
-    id: String,
-    #[serde(default)]
-    url: Option<String>,
-    #[serde(default)]
-    organization: Option<String>,
-}
-
 impl HttpGrants {
     /// Grants from `endpoint`.
     ///
@@ -240,6 +231,14 @@ impl HttpGrants {
             source: HttpSource::get("grants_endpoint", endpoint)?,
         })
     }
+}
+
+/// One entry of the grants answer.
+#[derive(Deserialize)]
+struct GrantRow {
+    id: String,
+    url: Option<String>,
+    organization: Option<String>,
 }
 
 impl ResolveSiteGrants for HttpGrants {
