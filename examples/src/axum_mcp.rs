@@ -66,7 +66,7 @@ pub fn app(portcullis: &Portcullis) -> Router {
 
 /// CORS for browser-based MCP clients. It sits outside the stack because a preflight carries no credential: the
 /// CORS layer answers it itself, and every real request still goes through Portcullis. The client may send its
-/// token and session headers, and may read the challenge and its session id.
+/// token, session and MCP 2026-07-28 request headers, and may read the challenge and its session id.
 pub fn cors() -> CorsLayer {
     let session = portcullis::MCP_SESSION_ID;
     CorsLayer::new()
@@ -77,6 +77,10 @@ pub fn cors() -> CorsLayer {
             CONTENT_TYPE,
             session.clone(),
             HeaderName::from_static("mcp-protocol-version"),
+            // MCP 2026-07-28 mirrors the method, the tool name and annotated arguments into headers.
+            HeaderName::from_static("mcp-method"),
+            HeaderName::from_static("mcp-name"),
+            HeaderName::from_static("mcp-param-cloudid"),
         ])
         .expose_headers([WWW_AUTHENTICATE, session])
 }

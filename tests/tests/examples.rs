@@ -494,7 +494,7 @@ mod axum_mcp {
                 .header("access-control-request-method", "POST")
                 .header(
                     "access-control-request-headers",
-                    "authorization,content-type,mcp-protocol-version",
+                    "authorization,content-type,mcp-protocol-version,mcp-method,mcp-name",
                 )
                 .send()
                 .await
@@ -512,6 +512,9 @@ mod axum_mcp {
             "content-type",
             "mcp-session-id",
             "mcp-protocol-version",
+            "mcp-method",
+            "mcp-name",
+            "mcp-param-cloudid",
         ] {
             assert!(allowed.contains(name), "{name} in {allowed}");
         }

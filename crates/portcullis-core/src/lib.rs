@@ -83,7 +83,7 @@ pub use error::{ConfigError, check_url};
 pub use extract::MissingExtension;
 pub use future::{BoxedResponse, LookupFuture, ResponseFuture};
 pub use key::{PrincipalKey, PrincipalKeyRef};
-pub use mcp::JsonRpcCall;
+pub use mcp::{JsonRpcCall, JsonRpcId};
 pub use principal::{AuthMethod, Principal, PrincipalBuilder};
 pub use rejection::{Rejection, RejectionKind};
 pub use render::{Challenge, Protocol};

@@ -32,3 +32,16 @@ impl JsonRpcCall {
         self.tool.as_deref()
     }
 }
+
+/// The `id` of a JSON-RPC request, as a JSON-RPC error answer repeats it (`null` when it could not be read).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum JsonRpcId {
+    /// A number id.
+    Number(serde_json::Number),
+    /// A string id.
+    String(Box<str>),
+    /// No id could be read (or the request had none).
+    #[default]
+    Null,
+}

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use http::StatusCode;
 
-use crate::ScopeList;
+use crate::{JsonRpcId, ScopeList};
 
 /// The reason a request was rejected.
 ///
@@ -54,11 +54,15 @@ pub enum RejectionKind {
     /// The request names an MCP session (`Mcp-Session-Id`) that this server does not know or that another
     /// principal started. 404, which tells an MCP client to start a new session (streamable HTTP transport).
     UnknownSession,
+    /// An MCP request header that mirrors the JSON-RPC body (`Mcp-Method`, `Mcp-Name`, `MCP-Protocol-Version`, a
+    /// recognised `Mcp-Param-{Name}`) disagrees with it, is malformed, is sent twice, or is missing where the
+    /// client's protocol revision requires it (MCP 2026-07-28). 400 with a JSON-RPC error body, code -32020.
+    HeaderMismatch,
 }
 
 impl RejectionKind {
     /// Every kind, for tests and documentation.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 19] = [
         Self::MissingCredential,
         Self::MalformedCredential,
         Self::UnsupportedScheme,
@@ -77,6 +81,7 @@ impl RejectionKind {
         Self::PayloadTooLarge,
         Self::TemporarilyUnavailable,
         Self::UnknownSession,
+        Self::HeaderMismatch,
     ];
 
     /// The HTTP status.
@@ -87,7 +92,8 @@ impl RejectionKind {
             | Self::CredentialTooLarge
             | Self::ConflictingSites
             | Self::SiteRequired
-            | Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            | Self::InvalidRequest
+            | Self::HeaderMismatch => StatusCode::BAD_REQUEST,
             Self::MissingCredential
             | Self::MalformedCredential
             | Self::UnsupportedScheme
@@ -108,6 +114,8 @@ impl RejectionKind {
     #[must_use]
     pub fn oauth_error(self) -> Option<&'static str> {
         match self.status() {
+            // Not about the credential: the request's own headers and body disagree.
+            _ if self == Self::HeaderMismatch => None,
             StatusCode::BAD_REQUEST => Some("invalid_request"),
             StatusCode::UNAUTHORIZED if self == Self::MissingCredential => None,
             StatusCode::UNAUTHORIZED => Some("invalid_token"),
@@ -138,6 +146,7 @@ impl RejectionKind {
             Self::PayloadTooLarge => "payload_too_large",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::UnknownSession => "unknown_session",
+            Self::HeaderMismatch => "header_mismatch",
         }
     }
 
@@ -167,6 +176,7 @@ impl RejectionKind {
                 "authorization is temporarily unavailable; try again later"
             }
             Self::UnknownSession => "the session is unknown or has ended; start a new session",
+            Self::HeaderMismatch => "a request header does not match the JSON-RPC body",
         }
     }
 
@@ -205,6 +215,14 @@ pub struct Rejection {
     kind: RejectionKind,
     required_scopes: Option<ScopeList>,
     retry_after: Option<Duration>,
+    jsonrpc: Option<Box<JsonRpcError>>,
+}
+
+/// What a rejection answered as a JSON-RPC error needs: the request's id and a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct JsonRpcError {
+    id: JsonRpcId,
+    message: String,
 }
 
 impl Rejection {
@@ -215,6 +233,21 @@ impl Rejection {
             kind,
             required_scopes: None,
             retry_after: None,
+            jsonrpc: None,
+        }
+    }
+
+    /// A 400 [`HeaderMismatch`](RejectionKind::HeaderMismatch), answered as a JSON-RPC error (code -32020) to the
+    /// request `id` (`JsonRpcId::Null` when it could not be read). `message` says which header is wrong and how; it
+    /// must never hold a value taken from the request.
+    #[must_use]
+    pub fn header_mismatch(id: JsonRpcId, message: impl Into<String>) -> Self {
+        Self {
+            jsonrpc: Some(Box::new(JsonRpcError {
+                id,
+                message: message.into(),
+            })),
+            ..Self::new(RejectionKind::HeaderMismatch)
         }
     }
 
@@ -244,6 +277,21 @@ impl Rejection {
     #[must_use]
     pub fn required_scopes(&self) -> Option<&ScopeList> {
         self.required_scopes.as_ref()
+    }
+
+    /// The JSON-RPC id and message of a rejection answered as a JSON-RPC error.
+    #[must_use]
+    pub fn jsonrpc(&self) -> Option<(&JsonRpcId, &str)> {
+        self.jsonrpc.as_deref().map(|e| (&e.id, e.message.as_str()))
+    }
+
+    /// The JSON-RPC error code of the answer, for kinds answered as JSON-RPC errors.
+    #[must_use]
+    pub fn jsonrpc_code(&self) -> Option<i32> {
+        match self.kind {
+            RejectionKind::HeaderMismatch => Some(-32020),
+            _ => None,
+        }
     }
 
     /// The `Retry-After` override, if any.

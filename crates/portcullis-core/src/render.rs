@@ -8,7 +8,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use serde::Serialize;
 
-use crate::{ConfigError, Rejection, RejectionKind, ResponseBody, ScopeList};
+use crate::{ConfigError, JsonRpcId, Rejection, RejectionKind, ResponseBody, ScopeList};
 
 /// The characters gRPC implementations percent-encode in `grpc-message` (the set tonic uses).
 const GRPC_MESSAGE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
@@ -106,7 +106,9 @@ impl Challenge {
         if !matches!(
             status,
             StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-        ) {
+        ) || kind == RejectionKind::HeaderMismatch
+        {
+            // A header mismatch is not about the credential: no challenge.
             return None;
         }
         let mut value = String::from("Bearer ");
@@ -154,21 +156,10 @@ impl Challenge {
     fn http_response<B>(&self, rejection: &Rejection) -> Response<ResponseBody<B>> {
         let kind = rejection.kind();
         let status = kind.status();
-        let body = ErrorBody {
-            error: kind.oauth_error().unwrap_or(match status {
-                StatusCode::UNAUTHORIZED => "unauthorized",
-                StatusCode::FORBIDDEN => "access_denied",
-                StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-                StatusCode::SERVICE_UNAVAILABLE => "temporarily_unavailable",
-                StatusCode::NOT_FOUND => "not_found",
-                _ => "invalid_request",
-            }),
-            error_description: kind.description(),
-            reason: kind.code(),
-            scope: rejection.required_scopes().map(ScopeList::as_str),
+        let json = match rejection.jsonrpc_code() {
+            Some(code) => jsonrpc_error(rejection, code),
+            None => oauth_error(rejection),
         };
-        // Serialising a struct of strings cannot fail.
-        let json = serde_json::to_vec(&body).unwrap_or_default();
 
         let mut response = Response::new(ResponseBody::full(json));
         *response.status_mut() = status;
@@ -208,6 +199,68 @@ impl Challenge {
     }
 }
 
+/// The JSON error body of an HTTP rejection: the OAuth error, its description and the typed reason.
+fn oauth_error(rejection: &Rejection) -> Vec<u8> {
+    let kind = rejection.kind();
+    let status = kind.status();
+    let body = ErrorBody {
+        error: kind.oauth_error().unwrap_or(match status {
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "access_denied",
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::SERVICE_UNAVAILABLE => "temporarily_unavailable",
+            StatusCode::NOT_FOUND => "not_found",
+            _ => "invalid_request",
+        }),
+        error_description: kind.description(),
+        reason: kind.code(),
+        scope: rejection.required_scopes().map(ScopeList::as_str),
+    };
+    // Serialising a struct of strings cannot fail.
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// The body of a rejection answered as a JSON-RPC error: the request's id, the code, a message, and the typed
+/// reason in `data`.
+fn jsonrpc_error(rejection: &Rejection, code: i32) -> Vec<u8> {
+    let kind = rejection.kind();
+    let (id, message) = rejection
+        .jsonrpc()
+        .unwrap_or((&JsonRpcId::Null, kind.description()));
+    let body = JsonRpcErrorBody {
+        jsonrpc: "2.0",
+        id,
+        error: JsonRpcErrorObject {
+            code,
+            message,
+            data: ErrorData {
+                reason: kind.code(),
+            },
+        },
+    };
+    // Serialising strings and numbers cannot fail.
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct JsonRpcErrorBody<'a> {
+    jsonrpc: &'static str,
+    id: &'a JsonRpcId,
+    error: JsonRpcErrorObject<'a>,
+}
+
+#[derive(Serialize)]
+struct JsonRpcErrorObject<'a> {
+    code: i32,
+    message: &'a str,
+    data: ErrorData<'a>,
+}
+
+#[derive(Serialize)]
+struct ErrorData<'a> {
+    reason: &'a str,
+}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
@@ -227,7 +280,7 @@ mod tests {
         Challenge::new(META).expect("valid")
     }
 
-    fn header(response: &Response<ResponseBody<()>>, name: &str) -> Option<String> {
+    fn header<B>(response: &Response<B>, name: &str) -> Option<String> {
         response
             .headers()
             .get(name)
@@ -348,9 +401,10 @@ mod tests {
         for kind in RejectionKind::ALL {
             let response = challenge().respond::<Empty<bytes::Bytes>>(kind.into(), Protocol::Http);
             assert_eq!(response.status(), kind.status());
+            let jsonrpc = kind == RejectionKind::HeaderMismatch;
             assert_eq!(
                 response.headers().contains_key(WWW_AUTHENTICATE),
-                matches!(kind.status().as_u16(), 400 | 401 | 403),
+                matches!(kind.status().as_u16(), 400 | 401 | 403) && !jsonrpc,
                 "{kind:?}"
             );
             let bytes = response
@@ -360,11 +414,58 @@ mod tests {
                 .expect("infallible")
                 .to_bytes();
             let json: serde_json::Value = serde_json::from_slice(&bytes).expect("json body");
+            if jsonrpc {
+                assert_eq!(json["error"]["data"]["reason"], kind.code());
+                assert_eq!(json["error"]["message"], kind.description());
+                continue;
+            }
             assert_eq!(json["reason"], kind.code());
             assert_eq!(json["error_description"], kind.description());
             if let Some(error) = kind.oauth_error() {
                 assert_eq!(json["error"], error);
             }
+        }
+    }
+
+    #[tokio::test]
+    async fn header_mismatch_is_400_with_a_jsonrpc_error_and_no_challenge() {
+        use http_body_util::{BodyExt, Empty};
+
+        for (id, expected) in [
+            (JsonRpcId::Number(7.into()), serde_json::json!(7)),
+            (
+                JsonRpcId::String("req-1".into()),
+                serde_json::json!("req-1"),
+            ),
+            (JsonRpcId::Null, serde_json::Value::Null),
+        ] {
+            let rejection = Rejection::header_mismatch(id, "Header mismatch: Mcp-Name");
+            let response = challenge().respond::<Empty<bytes::Bytes>>(rejection, Protocol::Http);
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+            assert_eq!(header(&response, "www-authenticate"), None);
+            assert_eq!(
+                header(&response, "content-type").as_deref(),
+                Some("application/json")
+            );
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .expect("infallible")
+                .to_bytes();
+            let json: serde_json::Value = serde_json::from_slice(&bytes).expect("json body");
+            assert_eq!(
+                json,
+                serde_json::json!({
+                    "jsonrpc": "2.0",
+                    "id": expected,
+                    "error": {
+                        "code": -32020,
+                        "message": "Header mismatch: Mcp-Name",
+                        "data": {"reason": "header_mismatch"}
+                    }
+                })
+            );
         }
     }
 

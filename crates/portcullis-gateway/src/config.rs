@@ -136,6 +136,7 @@ impl From<ConfigError> for ConfigProblem {
         let key = match err.setting() {
             "body_limit" => "sites.body_limit",
             "body_pointer" => "sites.body_pointers",
+            "param_headers" => "sites.param_headers",
             "path_template" => "sites.path_templates",
             "site_header" => "sites.headers",
             "grants_endpoint" => "sites.grants_endpoint",

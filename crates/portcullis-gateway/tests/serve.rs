@@ -291,6 +291,81 @@ async fn the_same_body_is_refused_with_413_where_bodies_are_read() {
 }
 
 #[tokio::test]
+async fn mirrored_mcp_headers_that_disagree_with_the_body_are_400_and_never_reach_the_upstream() {
+    let (upstream, calls) = echo_upstream().await;
+    let gateway = Gateway::start(
+        upstream,
+        r#"param_headers = { "Mcp-Param-CloudId" = "/params/arguments/cloudId" }"#,
+    )
+    .await;
+    let call = |cloud_id: Option<&str>| {
+        let mut arguments = json!({"query": "q"});
+        if let Some(site) = cloud_id {
+            arguments["cloudId"] = json!(site);
+        }
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {
+            "name": "list_sites", "arguments": arguments,
+            "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}})
+        .to_string()
+    };
+    let post = |body: String, headers: &[(&str, &str)]| {
+        let mut req = gateway
+            .authed("POST", "/echo")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.body(full(body)).expect("request")
+    };
+
+    // Agreeing headers pass, and reach the upstream as they were sent.
+    let reply = send(post(call(None), &[("mcp-name", "list_sites")])).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let seen = reply.json()["headers"].clone();
+    assert_eq!(seen["mcp-name"], "list_sites");
+    assert_eq!(seen["mcp-method"], "tools/call");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    for (case, body, headers) in [
+        (
+            "Mcp-Name differs",
+            call(None),
+            vec![("mcp-name", "delete_all")],
+        ),
+        ("Mcp-Name missing", call(None), vec![]),
+        (
+            "the site header names another site than the body",
+            call(Some("site-a")),
+            vec![("mcp-name", "list_sites"), ("mcp-param-cloudid", "site-b")],
+        ),
+    ] {
+        let reply = send(post(body, &headers)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{case}: {}",
+            reply.text()
+        );
+        let answer = reply.json();
+        assert_eq!(answer["jsonrpc"], "2.0", "{case}");
+        assert_eq!(answer["id"], 5, "{case}");
+        assert_eq!(answer["error"]["code"], -32020, "{case}");
+        assert_eq!(
+            answer["error"]["data"]["reason"], "header_mismatch",
+            "{case}"
+        );
+        assert!(reply.headers.get("www-authenticate").is_none(), "{case}");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            1,
+            "{case}: reached the upstream"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_upstream_that_is_down_is_answered_502_at_once() {
     let gateway = Gateway::start(closed_port().await, "").await;
 

@@ -73,24 +73,55 @@ struct Node {
 }
 
 /// A value read from a slot.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Found<'a> {
     /// A JSON string, borrowed from the body unless it had escapes.
     Str(Cow<'a, str>),
-    /// Anything else (number, null, bool, array, object).
+    /// A JSON number.
+    Num(serde_json::Number),
+    /// `true` or `false`.
+    Bool(bool),
+    /// `null`.
+    Null,
+    /// An array or an object.
     Other,
+}
+
+impl Found<'_> {
+    /// The string, if the value is one.
+    pub(crate) fn as_str(&self) -> Option<&str> {
+        match self {
+            Self::Str(value) => Some(value),
+            _ => None,
+        }
+    }
 }
 
 /// Slot numbers of the fixed reads.
 pub(crate) const METHOD: usize = 0;
-pub(crate) const TOOL: usize = 1;
+/// `params.name`: the tool of `tools/call`, the prompt of `prompts/get`.
+pub(crate) const NAME: usize = 1;
+/// `params.uri`: the resource of `resources/read`.
+pub(crate) const URI: usize = 2;
+/// `params._meta["io.modelcontextprotocol/protocolVersion"]` (MCP 2026-07-28).
+pub(crate) const VERSION: usize = 3;
+/// `id`.
+pub(crate) const ID: usize = 4;
 
 impl Plan {
-    /// A plan that reads `method` and `params.name`, plus the given pointers (slots 2, 3, ...).
+    /// A plan that reads `method`, `params.name`, `params.uri`, the protocol version in `params._meta` and `id`,
+    /// plus the given pointers (slots 5, 6, ...).
     pub(crate) fn new(pointers: &[Pointer]) -> Self {
         let mut plan = Self::default();
         plan.add(&["method".to_owned()]);
         plan.add(&["params".to_owned(), "name".to_owned()]);
+        plan.add(&["params".to_owned(), "uri".to_owned()]);
+        plan.add(&[
+            "params".to_owned(),
+            "_meta".to_owned(),
+            "io.modelcontextprotocol/protocolVersion".to_owned(),
+        ]);
+        plan.add(&["id".to_owned()]);
         for pointer in pointers {
             plan.add(&pointer.0);
         }
@@ -410,20 +441,21 @@ impl<'de> Visitor<'de> for LeafVisitor {
     fn visit_string<E: de::Error>(self, value: String) -> Result<Found<'de>, E> {
         Ok(Found::Str(Cow::Owned(value)))
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Found<'de>, E> {
-        Ok(Found::Other)
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Found<'de>, E> {
+        Ok(Found::Bool(value))
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Found<'de>, E> {
-        Ok(Found::Other)
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Found<'de>, E> {
+        Ok(Found::Num(value.into()))
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Found<'de>, E> {
-        Ok(Found::Other)
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Found<'de>, E> {
+        Ok(Found::Num(value.into()))
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Found<'de>, E> {
-        Ok(Found::Other)
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Found<'de>, E> {
+        // serde_json never yields a non-finite number.
+        Ok(serde_json::Number::from_f64(value).map_or(Found::Other, Found::Num))
     }
     fn visit_unit<E: de::Error>(self) -> Result<Found<'de>, E> {
-        Ok(Found::Other)
+        Ok(Found::Null)
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Found<'de>, A::Error> {
         while map.next_entry::<Skip, Skip>()?.is_some() {}
@@ -458,7 +490,7 @@ mod tests {
             .read(br#"{"params":{"arguments":{"cloudId":"s1","x":[1,{"cloudId":"no"}]},"name":"t"},"method":"tools/call","id":1}"#)
             .expect("valid");
         assert_eq!(found[METHOD], Some(Found::Str("tools/call".into())));
-        assert_eq!(found[TOOL], Some(Found::Str("t".into())));
+        assert_eq!(found[NAME], Some(Found::Str("t".into())));
         assert_eq!(found[slot], Some(Found::Str("s1".into())));
     }
 
@@ -472,7 +504,7 @@ mod tests {
             &found[slot],
             Some(Found::Str(Cow::Borrowed("s1")))
         ));
-        assert!(matches!(&found[TOOL], Some(Found::Str(Cow::Owned(tool))) if tool == "t1"));
+        assert!(matches!(&found[NAME], Some(Found::Str(Cow::Owned(tool))) if tool == "t1"));
     }
 
     #[test]
@@ -557,14 +589,30 @@ mod tests {
 
     #[test]
     fn site_values_of_other_types_are_reported() {
-        for body in [
-            r#"{"params":{"arguments":{"cloudId":1}}}"#,
-            r#"{"params":{"arguments":{"cloudId":null}}}"#,
-            r#"{"params":{"arguments":{"cloudId":["a"]}}}"#,
-            r#"{"params":{"arguments":{"cloudId":{"id":"a"}}}}"#,
-            r#"{"params":{"arguments":{"cloudId":true}}}"#,
+        for (body, found) in [
+            (
+                r#"{"params":{"arguments":{"cloudId":1}}}"#,
+                Found::Num(1.into()),
+            ),
+            (
+                r#"{"params":{"arguments":{"cloudId":-2.5}}}"#,
+                Found::Num(serde_json::Number::from_f64(-2.5).expect("finite")),
+            ),
+            (r#"{"params":{"arguments":{"cloudId":null}}}"#, Found::Null),
+            (
+                r#"{"params":{"arguments":{"cloudId":["a"]}}}"#,
+                Found::Other,
+            ),
+            (
+                r#"{"params":{"arguments":{"cloudId":{"id":"a"}}}}"#,
+                Found::Other,
+            ),
+            (
+                r#"{"params":{"arguments":{"cloudId":true}}}"#,
+                Found::Bool(true),
+            ),
         ] {
-            assert_eq!(site(body), Ok(Some(Found::Other)), "{body}");
+            assert_eq!(site(body), Ok(Some(found)), "{body}");
         }
         assert_eq!(site(r#"{"params":{"arguments":"x"}}"#), Ok(None));
     }

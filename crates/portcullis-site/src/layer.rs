@@ -12,15 +12,16 @@ use http::{HeaderMap, HeaderName, Request, Response, request};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use portcullis_core::{
-    AccessibleSites, Challenge, ConfigError, JsonRpcCall, LookupFuture, Principal, PrincipalKey,
-    Protocol, Rejection, RejectionKind, ResponseBody, Site, SiteId,
+    AccessibleSites, Challenge, ConfigError, JsonRpcCall, JsonRpcId, LookupFuture, Principal,
+    PrincipalKey, Protocol, Rejection, RejectionKind, ResponseBody, Site, SiteId,
 };
 use portcullis_lookup::{Equivalent, ExpiringCache};
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::SiteBody;
-use crate::jsonrpc::{BodyError, Found, METHOD, Plan, Pointer, TOOL};
+use crate::jsonrpc::{BodyError, Found, ID, METHOD, NAME, Plan, Pointer, URI, VERSION};
+use crate::mirror::{self, Mirrored, ParamHeader};
 use crate::resolve::{ResolveSite, ResolveSiteGrants};
 use crate::sources::{PathTemplate, header_name, is_ambiguous_path};
 
@@ -47,6 +48,8 @@ struct Config {
     headers: Vec<HeaderName>,
     query: Vec<String>,
     pointers: Vec<(String, Pointer)>,
+    /// The `Mcp-Param-{Name}` headers checked against the arguments they mirror.
+    params: Vec<ParamHeader>,
     plan: Option<Arc<Plan>>,
     body_limit: usize,
     require_site: bool,
@@ -73,6 +76,7 @@ impl BindSiteLayer {
             headers: Vec::new(),
             query: Vec::new(),
             pointers: vec![("tools/call".to_owned(), pointer)],
+            params: Vec::new(),
             plan: None,
             body_limit: DEFAULT_BODY_LIMIT,
             require_site: false,
@@ -83,7 +87,7 @@ impl BindSiteLayer {
             site_cache: ExpiringCache::new(capacity),
             host_cache: ExpiringCache::new(capacity),
         };
-        config.plan = Some(Arc::new(plan_of(&config.pointers)));
+        config.plan = Some(Arc::new(plan_of(&config)));
         Self {
             config: Arc::new(config),
         }
@@ -130,7 +134,28 @@ impl BindSiteLayer {
         let config = self.config();
         config.pointers.retain(|(m, _)| m != method);
         config.pointers.push((method.to_owned(), pointer));
-        config.plan = Some(Arc::new(plan_of(&config.pointers)));
+        config.plan = Some(Arc::new(plan_of(config)));
+        Ok(self)
+    }
+
+    /// Recognises the MCP 2026-07-28 header `header` (`Mcp-Param-{Name}`) as the mirror of the `tools/call`
+    /// argument at `pointer` (under `/params/arguments/`), e.g. `Mcp-Param-CloudId` and
+    /// `/params/arguments/cloudId`: when sent, it must equal the argument (after `=?base64?...?=` decoding,
+    /// numbers numerically), or the request is 400 [`HeaderMismatch`](RejectionKind::HeaderMismatch); a client of
+    /// 2026-07-28 or later that leaves it out while the argument is there is refused the same way. Recognise only
+    /// arguments that the upstream's tools annotate with `x-mcp-header`, since conforming clients mirror exactly
+    /// those. `Mcp-Method`, `Mcp-Name` and `MCP-Protocol-Version` are always checked when the body is read.
+    ///
+    /// # Errors
+    /// A header not named `Mcp-Param-{Name}`, or a pointer outside `/params/arguments/`.
+    pub fn add_param_header(mut self, header: &str, pointer: &str) -> Result<Self, ConfigError> {
+        let param = ParamHeader::parse(header, pointer)?;
+        let config = self.config();
+        config.params.retain(|known| known.name != param.name);
+        config.params.push(param);
+        if config.plan.is_some() {
+            config.plan = Some(Arc::new(plan_of(config)));
+        }
         Ok(self)
     }
 
@@ -194,8 +219,10 @@ impl BindSiteLayer {
     }
 }
 
-fn plan_of(pointers: &[(String, Pointer)]) -> Plan {
-    let only: Vec<Pointer> = pointers.iter().map(|(_, p)| p.clone()).collect();
+fn plan_of(config: &Config) -> Plan {
+    let sites = config.pointers.iter().map(|(_, p)| p.clone());
+    let params = config.params.iter().map(|param| param.pointer.clone());
+    let only: Vec<Pointer> = sites.chain(params).collect();
     Plan::new(&only)
 }
 
@@ -373,9 +400,9 @@ impl<B> Passed<B> {
 fn refuse<B>(
     config: &Config,
     parts: &request::Parts,
-    kind: RejectionKind,
+    rejection: impl Into<Rejection>,
 ) -> Response<ResponseBody<B>> {
-    let rejection = Rejection::new(kind);
+    let rejection = rejection.into();
     tracing::debug!(
         target: "portcullis::site",
         outcome = "rejected",
@@ -603,37 +630,57 @@ fn check_body_headers(config: &Config, headers: &HeaderMap) -> Result<(), Reject
     Ok(())
 }
 
-/// The bytes of a collected body, as they will be passed on. The JSON-RPC call in it is put on the request and
-/// the sites it names are added to `named`.
+/// The bytes of a collected body, as they will be passed on. The mirrored headers are checked against it, the
+/// JSON-RPC call in it is put on the request and the sites it names are added to `named`.
 fn read_call(
     config: &Config,
     plan: &Plan,
     collected: Result<http_body_util::Collected<Bytes>, BoxError>,
     parts: &mut request::Parts,
     named: &mut Vec<String>,
-) -> Result<Bytes, RejectionKind> {
+) -> Result<Bytes, Rejection> {
     let bytes = match collected {
         Ok(collected) => collected.to_bytes(),
         Err(err) if err.is::<http_body_util::LengthLimitError>() => {
-            return Err(RejectionKind::PayloadTooLarge);
+            return Err(RejectionKind::PayloadTooLarge.into());
         }
-        Err(_) => return Err(RejectionKind::InvalidRequest),
+        Err(_) => return Err(RejectionKind::InvalidRequest.into()),
     };
     let found = plan.read(&bytes).map_err(|err| match err {
         BodyError::NotAnObject | BodyError::AmbiguousKey => RejectionKind::InvalidRequest,
     })?;
     let method = match &found[METHOD] {
         Some(Found::Str(method)) => Some(&**method),
-        Some(Found::Other) => return Err(RejectionKind::InvalidRequest),
+        Some(_) => return Err(RejectionKind::InvalidRequest.into()),
         None => None,
     };
+    let mirrored = Mirrored {
+        method,
+        name: found[NAME].as_ref(),
+        uri: found[URI].as_ref(),
+        version: found[VERSION].as_ref(),
+        params: config.params.iter().map(|param| {
+            let value = plan
+                .slot_of(&param.pointer)
+                .and_then(|slot| found[slot].as_ref());
+            (param, value)
+        }),
+    };
+    if let Err(mirror::Mismatch(message)) = mirror::check(&parts.headers, mirrored) {
+        let id = match &found[ID] {
+            Some(Found::Str(id)) => JsonRpcId::String((**id).into()),
+            Some(Found::Num(id)) => JsonRpcId::Number(id.clone()),
+            _ => JsonRpcId::Null,
+        };
+        return Err(Rejection::header_mismatch(id, message));
+    }
     let Some(method) = method else {
         // A JSON-RPC response or notification without a method: nothing to bind.
         return Ok(bytes);
     };
-    let tool = match (&found[TOOL], method) {
+    let tool = match (&found[NAME], method) {
         (Some(Found::Str(tool)), "tools/call") => Some(&**tool),
-        (Some(Found::Other), "tools/call") => return Err(RejectionKind::InvalidRequest),
+        (Some(_), "tools/call") => return Err(RejectionKind::InvalidRequest.into()),
         _ => None,
     };
     for (pointer_method, pointer) in &config.pointers {
@@ -642,7 +689,7 @@ fn read_call(
         }
         match plan.slot_of(pointer).and_then(|slot| found[slot].as_ref()) {
             Some(Found::Str(site)) => named.push((**site).to_owned()),
-            Some(Found::Other) => return Err(RejectionKind::InvalidRequest),
+            Some(_) => return Err(RejectionKind::InvalidRequest.into()),
             None => {}
         }
     }

@@ -31,12 +31,25 @@
 //! | body not JSON where it is read, a batch, duplicate or case-variant keys on the way to the site, a site that is not a non-empty string id or URL, trailing data, deep nesting | 400 | `InvalidRequest` |
 //! | with path templates: a path an upstream could normalise into another (`//`, `.`/`..` segments, `%2e`, `%2f`, `%5c`, `\\`) | 400 | `InvalidRequest` |
 //! | a gRPC request on a route that reads JSON-RPC bodies (gRPC services use `without_body()`) | 400 (`grpc-status` 3) | `InvalidRequest` |
+//! | an MCP 2026-07-28 header that mirrors the body (`Mcp-Method`, `Mcp-Name`, `MCP-Protocol-Version`, a recognised `Mcp-Param-*`) disagrees with it, is malformed or repeated, or is missing for a client of 2026-07-28 or later | 400, JSON-RPC error -32020 to the request's `id` | `HeaderMismatch` |
 //! | body over the limit | 413 | `PayloadTooLarge` |
 //! | grants or directory unreachable with nothing cached | 503 | `TemporarilyUnavailable` |
 //!
 //! Keys on the way to the site are refused when they differ from the expected key only by case, including the
 //! non-ASCII characters that lenient decoders fold to ASCII letters (`ſ`, the Kelvin sign); path-template literals
 //! match in any ASCII case.
+//!
+//! # Mirrored headers (MCP 2026-07-28)
+//! Whoever reads the body must check the headers that mirror it, since a load balancer may route on the header
+//! while the MCP server acts on the body. Whenever the layer reads a body it checks `Mcp-Method` against `method`,
+//! `Mcp-Name` against `params.name` (`tools/call`, `prompts/get`) or `params.uri` (`resources/read`),
+//! `MCP-Protocol-Version` against `params._meta["io.modelcontextprotocol/protocolVersion"]`, and each header
+//! recognised with [`add_param_header`](BindSiteLayer::add_param_header) against its argument: `=?base64?...?=`
+//! values are decoded first, numbers compare numerically, names are case-insensitive and values case-sensitive.
+//! A site named in an `Mcp-Param-*` header is bound only through the body it agrees with. Clients of earlier
+//! revisions send none of these headers and are unaffected; headers not recognised are passed on untouched. A
+//! layer that does not read bodies (`without_body()`) leaves all of this to the upstream, as the specification
+//! allows an intermediary that does not process the body.
 //!
 //! JSON-RPC batches (arrays) are refused whole: MCP no longer has them, and checking each element separately
 //! would let the application act on elements the check never bound.
@@ -89,6 +102,7 @@
 mod body;
 mod jsonrpc;
 mod layer;
+mod mirror;
 mod resolve;
 mod sources;
 

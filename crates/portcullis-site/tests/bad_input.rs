@@ -4,26 +4,24 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{Request, Response, StatusCode};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{Request, StatusCode};
 use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full};
-use portcullis_core::{
-    AccessibleSites, AuthMethod, Challenge, JsonRpcCall, OrgId, Principal, Rejection,
-    RejectionKind, ResponseBody, Site, SiteId,
-};
+use portcullis_core::{AccessibleSites, JsonRpcCall, OrgId, RejectionKind, Site};
 use portcullis_lookup::HttpFetcher;
-use portcullis_site::{BindSiteLayer, ConfigureHttpSource, HttpGrants, SiteBody, StaticDirectory};
+use portcullis_site::{BindSiteLayer, ConfigureHttpSource, HttpGrants, StaticDirectory};
 use portcullis_test_support::{Answer, MockServer};
-use tower::{ServiceBuilder, ServiceExt};
 
-const META: &str = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
+mod support;
+
+use support::*;
 
 const DIRECTORY: &str = r#"
 [[site]]
@@ -40,227 +38,6 @@ organization = "org-other"
 // ---------------------------------------------------------------------------
 // Harness
 // ---------------------------------------------------------------------------
-
-/// What the inner service saw.
-#[derive(Debug)]
-struct Seen {
-    site: Option<Site>,
-    accessible: Option<AccessibleSites>,
-    call: Option<JsonRpcCall>,
-    body: Bytes,
-}
-
-/// What came back, and what the inner service saw.
-#[derive(Debug)]
-struct Outcome {
-    status: StatusCode,
-    challenge: Option<String>,
-    retry_after: Option<String>,
-    grpc_status: Option<String>,
-    reason: Option<RejectionKind>,
-    body: Bytes,
-    inner_calls: usize,
-    seen: Option<Seen>,
-}
-
-impl Outcome {
-    /// Asserts a rejection: status, `WWW-Authenticate`, typed reason, error body, and that the inner service was
-    /// never called.
-    fn assert_rejected(&self, kind: RejectionKind, case: &str) {
-        assert_eq!(self.status, kind.status(), "{case}: status");
-        assert_eq!(self.reason, Some(kind), "{case}: reason");
-        assert_eq!(self.inner_calls, 0, "{case}: the inner service was called");
-        assert_eq!(
-            self.challenge.as_deref(),
-            expected_challenge(kind).as_deref(),
-            "{case}: WWW-Authenticate"
-        );
-        let body: serde_json::Value =
-            serde_json::from_slice(&self.body).expect("a rejection has a JSON body");
-        assert_eq!(body["reason"], kind.code(), "{case}: body reason");
-        if kind == RejectionKind::TemporarilyUnavailable {
-            assert_eq!(
-                self.retry_after.as_deref(),
-                Some("5"),
-                "{case}: Retry-After"
-            );
-        }
-    }
-
-    /// Asserts a pass: 200, no rejection, one call of the inner service, which read exactly `sent`.
-    fn assert_passed(&self, sent: &[u8], case: &str) -> &Seen {
-        assert_eq!(
-            self.status,
-            StatusCode::OK,
-            "{case}: status ({:?})",
-            self.reason
-        );
-        assert_eq!(self.reason, None, "{case}: reason");
-        assert_eq!(self.inner_calls, 1, "{case}: inner calls");
-        assert_eq!(
-            &self.body[..],
-            b"inner",
-            "{case}: the inner service's answer"
-        );
-        let seen = self.seen.as_ref().expect("the inner service ran");
-        assert_eq!(
-            &seen.body[..],
-            sent,
-            "{case}: body reaching the inner service"
-        );
-        seen
-    }
-
-    /// Asserts a pass bound to `site`, with the principal's grants and `call` in the extensions.
-    fn assert_bound(&self, sent: &[u8], site: &str, case: &str) -> &Seen {
-        let seen = self.assert_passed(sent, case);
-        assert_eq!(
-            seen.site.as_ref().map(|s| s.id().as_str()),
-            Some(site),
-            "{case}: bound site"
-        );
-        let accessible = seen
-            .accessible
-            .as_ref()
-            .expect("a bound request carries the accessible sites");
-        assert!(accessible.contains(&id(site)), "{case}: accessible sites");
-        seen
-    }
-
-    /// Asserts a pass with no site bound.
-    fn assert_unbound(&self, sent: &[u8], case: &str) -> &Seen {
-        let seen = self.assert_passed(sent, case);
-        assert_eq!(seen.site, None, "{case}: bound site");
-        seen
-    }
-}
-
-/// The `WWW-Authenticate` value a rejection must carry, spelled out rather than derived from the code under test.
-fn expected_challenge(kind: RejectionKind) -> Option<String> {
-    match kind.status() {
-        StatusCode::BAD_REQUEST => Some(format!(
-            r#"Bearer error="invalid_request", error_description="{}", resource_metadata="{META}""#,
-            kind.description()
-        )),
-        StatusCode::UNAUTHORIZED if kind == RejectionKind::MissingCredential => {
-            Some(format!(r#"Bearer resource_metadata="{META}""#))
-        }
-        StatusCode::FORBIDDEN if kind == RejectionKind::SiteNotGranted => {
-            Some(format!(r#"Bearer resource_metadata="{META}""#))
-        }
-        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::SERVICE_UNAVAILABLE => None,
-        other => panic!("no expectation written for {kind:?} ({other})"),
-    }
-}
-
-fn challenge() -> Challenge {
-    Challenge::new(META).expect("valid metadata url")
-}
-
-fn layer() -> BindSiteLayer {
-    BindSiteLayer::new(challenge())
-}
-
-fn id(site: &str) -> SiteId {
-    SiteId::parse(site).expect("valid site id")
-}
-
-/// A principal whose credential granted `sites`.
-fn granted(sites: &[&str]) -> Principal {
-    Principal::builder(AuthMethod::OAuth, "user-1")
-        .with_site_grants(sites.iter().map(|s| id(s)))
-        .verified()
-}
-
-/// A principal whose credential says nothing about sites (no claim).
-fn without_claim(subject: &str) -> Principal {
-    Principal::builder(AuthMethod::OAuth, subject).verified()
-}
-
-/// A `tools/call` naming its site with `site`, raw JSON text (so that it can be a number, an escape...).
-fn tools_call(site: &str) -> String {
-    format!(
-        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"search","arguments":{{"cloudId":{site},"query":"q"}}}}}}"#
-    )
-}
-
-/// A `POST /mcp` with `content-type: application/json` from a principal granted `site-a`.
-fn post(body: impl Into<Bytes>) -> Request<Full<Bytes>> {
-    post_as(granted(&["site-a"]), "/mcp", body)
-}
-
-fn post_as(principal: Principal, uri: &str, body: impl Into<Bytes>) -> Request<Full<Bytes>> {
-    let mut req = Request::post(uri)
-        .header(CONTENT_TYPE, "application/json")
-        .body(Full::new(body.into()))
-        .expect("valid request");
-    req.extensions_mut().insert(principal);
-    req
-}
-
-async fn send<B>(layer: BindSiteLayer, req: Request<B>) -> Outcome
-where
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + std::fmt::Debug,
-{
-    let calls = Arc::new(AtomicUsize::new(0));
-    let seen = Arc::new(Mutex::new(None));
-    let service = {
-        let calls = Arc::clone(&calls);
-        let seen = Arc::clone(&seen);
-        ServiceBuilder::new()
-            .layer(layer)
-            .service_fn(move |req: Request<SiteBody<B>>| {
-                let calls = Arc::clone(&calls);
-                let seen = Arc::clone(&seen);
-                async move {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    let (parts, body) = req.into_parts();
-                    let body = body.collect().await.expect("readable body").to_bytes();
-                    *seen.lock().expect("lock") = Some(Seen {
-                        site: parts.extensions.get::<Site>().cloned(),
-                        accessible: parts.extensions.get::<AccessibleSites>().cloned(),
-                        call: parts.extensions.get::<JsonRpcCall>().cloned(),
-                        body,
-                    });
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"inner"))))
-                }
-            })
-    };
-    let response: Response<ResponseBody<Full<Bytes>>> =
-        service.oneshot(req).await.expect("infallible");
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|v| v.to_str().expect("ascii header").to_owned())
-    };
-    let status = response.status();
-    let challenge = header(WWW_AUTHENTICATE.as_str());
-    let retry_after = header(RETRY_AFTER.as_str());
-    let grpc_status = header("grpc-status");
-    let reason = response
-        .extensions()
-        .get::<Rejection>()
-        .map(Rejection::kind);
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("infallible")
-        .to_bytes();
-    let seen = seen.lock().expect("lock").take();
-    Outcome {
-        status,
-        challenge,
-        retry_after,
-        grpc_status,
-        reason,
-        body,
-        inner_calls: calls.load(Ordering::SeqCst),
-        seen,
-    }
-}
 
 /// A body that arrives in chunks with no length known in advance (as with `Transfer-Encoding: chunked`); with
 /// `endless`, it never ends; with `late`, each chunk is still on its way when first asked for (the poll is
@@ -584,7 +361,7 @@ async fn duplicate_keys_on_the_path_to_the_site_are_rejected() {
 
 #[tokio::test]
 async fn duplicate_keys_off_the_path_are_allowed() {
-    let body = r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"tools/call","params":{"_meta":{},"_meta":{"x":1},"name":"search","arguments":{"query":"a","query":"b","cloudId":"site-a","nested":{"cloudId":"site-b"}}}}"#;
+    let body = r#"{"jsonrpc":"2.0","jsonrpc":"1.0","id":1,"method":"tools/call","params":{"_meta":{"x":1,"x":2},"other":{},"other":1,"name":"search","arguments":{"query":"a","query":"b","cloudId":"site-a","nested":{"cloudId":"site-b"}}}}"#;
     send(layer(), post(body)).await.assert_bound(
         body.as_bytes(),
         "site-a",

@@ -6,7 +6,11 @@
 //!   a site claim, a `tools/call` naming a granted site in its body, a tool scope, an OAuth principal (no policy
 //!   lookup) and a cached context;
 //! - `stack/warm_jwt_header_site`: as above with the site in the `x-cloud-id` header, no body read, and a route
-//!   scope instead of the tool scope.
+//!   scope instead of the tool scope;
+//! - `stack/warm_jwt_tools_call_mirrored`: the `tools/call` of a 2026-07-28 client: the protocol version in
+//!   `_meta` and the `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` and `Mcp-Param-CloudId` headers, each checked
+//!   against the body; `bare/tools_call_mirrored` is the same request to the bare service, so the two differences
+//!   to the bare service show what the header checks add.
 //!
 //! A second group (`layers`) times the warm path of `GateApiTokens`, `RequireScopes` and `EnrichContext` alone
 //! against the bare service.
@@ -29,6 +33,8 @@ use tower::{ServiceBuilder, ServiceExt};
 const RESOURCE: &str = "https://mcp.example.com/mcp";
 const SITE_CLAIM: &str = "https://example.com/sites";
 const BODY: &str = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"search","arguments":{"cloudId":"site-a","query":"open incidents assigned to me"}}}"#;
+/// [`BODY`] as a 2026-07-28 client sends it.
+const MIRRORED_BODY: &str = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"search","arguments":{"cloudId":"site-a","query":"open incidents assigned to me"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
 
 async fn echo<B>(req: Request<B>) -> Result<Response<Full<Bytes>>, Infallible>
 where
@@ -67,7 +73,7 @@ fn bench(c: &mut Criterion) {
                 if header_site {
                     Ok(sites.without_body().add_header("x-cloud-id")?)
                 } else {
-                    Ok(sites)
+                    sites.add_param_header("Mcp-Param-CloudId", "/params/arguments/cloudId")
                 }
             })
             .configure_scopes(move |scopes| {
@@ -89,6 +95,18 @@ fn bench(c: &mut Criterion) {
         }
         builder
             .body(Full::new(Bytes::from_static(BODY.as_bytes())))
+            .expect("request")
+    };
+
+    let mirrored = || {
+        Request::post("/mcp")
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", "search")
+            .header("mcp-param-cloudid", "site-a")
+            .body(Full::new(Bytes::from_static(MIRRORED_BODY.as_bytes())))
             .expect("request")
     };
 
@@ -122,6 +140,8 @@ fn bench(c: &mut Criterion) {
                 .await
                 .expect("stack");
             assert_eq!(response.status(), StatusCode::OK);
+            let response = body_stack.clone().oneshot(mirrored()).await.expect("stack");
+            assert_eq!(response.status(), StatusCode::OK);
         }
     });
 
@@ -151,6 +171,14 @@ fn bench(c: &mut Criterion) {
                 .await
                 .expect("stack")
         });
+    });
+    group.bench_function("bare/tools_call_mirrored", |b| {
+        b.to_async(&rt)
+            .iter(|| async { bare.oneshot(mirrored()).await.expect("bare") });
+    });
+    group.bench_function("stack/warm_jwt_tools_call_mirrored", |b| {
+        b.to_async(&rt)
+            .iter(|| async { body_stack.clone().oneshot(mirrored()).await.expect("stack") });
     });
     group.finish();
 

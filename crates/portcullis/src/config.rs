@@ -172,6 +172,9 @@ pub struct SitesConfig {
     /// JSON pointers per JSON-RPC method (`tools/call` defaults to `/params/arguments/cloudId`).
     #[serde(default)]
     pub body_pointers: BTreeMap<String, String>,
+    /// MCP 2026-07-28 `Mcp-Param-{Name}` headers checked against the `tools/call` argument they mirror.
+    #[serde(default)]
+    pub param_headers: BTreeMap<String, String>,
     /// Largest body read, in bytes.
     #[serde(default)]
     pub body_limit: Option<usize>,
@@ -434,6 +437,9 @@ impl Config {
             } else {
                 for (method, pointer) in &sites.body_pointers {
                     layer = layer.add_body_pointer(method, pointer)?;
+                }
+                for (header, pointer) in &sites.param_headers {
+                    layer = layer.add_param_header(header, pointer)?;
                 }
             }
             if let Some(limit) = sites.body_limit {
