@@ -97,7 +97,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 req
             },
         ))
-        .layer(axum_mcp::cors());
+        .layer(axum_mcp::cors(&portcullis));
     println!("STACK_URL=http://{stack_addr}");
     println!("BARE_URL=http://{}", bare_listener.local_addr()?);
     println!("TOKEN={token}");

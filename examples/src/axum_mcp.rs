@@ -30,7 +30,7 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use rmcp::{ErrorData, Json, ServerHandler, tool, tool_handler, tool_router};
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
-use tower_http::cors::{Any, CorsLayer};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{Identity, Settings};
 
@@ -61,16 +61,21 @@ pub fn app(portcullis: &Portcullis) -> Router {
         // Applies to the routes above only: what is merged below stays public.
         .layer(portcullis.layer())
         .merge(portcullis.metadata_router())
-        .layer(cors())
+        .layer(cors(portcullis))
 }
 
 /// CORS for browser-based MCP clients. It sits outside the stack because a preflight carries no credential: the
-/// CORS layer answers it itself, and every real request still goes through Portcullis. The client may send its
-/// token, session and MCP 2026-07-28 request headers, and may read the challenge and its session id.
-pub fn cors() -> CorsLayer {
+/// CORS layer answers it itself, and every real request still goes through Portcullis. Origins are the ones the
+/// stack allows ([`Portcullis::allowed_origins`]), so a preflight succeeds exactly where the request would; the
+/// client may send its token, session and MCP 2026-07-28 request headers, and may read the challenge and its
+/// session id.
+pub fn cors(portcullis: &Portcullis) -> CorsLayer {
     let session = portcullis::MCP_SESSION_ID;
+    let origins = portcullis.allowed_origins().clone();
     CorsLayer::new()
-        .allow_origin(Any)
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            origins.allows(origin)
+        }))
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([
             AUTHORIZATION,

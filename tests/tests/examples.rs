@@ -487,7 +487,9 @@ mod axum_mcp {
     async fn browser_clients_pass_the_cors_preflight_and_nothing_else() {
         let server = served(true).await;
         let http = http_client();
-        let origin = "https://inspector.example.com";
+        // The resource's own origin, which the stack allows.
+        let base = server.url("");
+        let origin = base.as_str();
         let preflight = read(
             http.request(reqwest::Method::OPTIONS, server.url("/mcp"))
                 .header("origin", origin)
@@ -502,7 +504,10 @@ mod axum_mcp {
         )
         .await;
         assert_eq!(preflight.status, 200, "{}", preflight.body);
-        assert_eq!(preflight.header("access-control-allow-origin"), Some("*"));
+        assert_eq!(
+            preflight.header("access-control-allow-origin"),
+            Some(origin)
+        );
         let allowed = preflight
             .header("access-control-allow-headers")
             .expect("allowed headers")
@@ -551,6 +556,37 @@ mod axum_mcp {
         assert_eq!(options.status, 200, "{}", options.body);
         assert!(options.body.is_empty(), "{}", options.body);
         assert!(options.header("mcp-session-id").is_none());
+
+        // Another origin: its preflight gets no CORS headers, and its request is 403 before any credential work,
+        // with a token or without.
+        let evil = "https://evil.example";
+        let preflight = read(
+            http.request(reqwest::Method::OPTIONS, server.url("/mcp"))
+                .header("origin", evil)
+                .header("access-control-request-method", "POST")
+                .send()
+                .await
+                .expect("preflight"),
+        )
+        .await;
+        assert_eq!(preflight.header("access-control-allow-origin"), None);
+        for token in [None, Some(server.token("mcp:read"))] {
+            let mut request = http
+                .post(server.url("/mcp"))
+                .header("origin", evil)
+                .header("content-type", "application/json")
+                .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+            if let Some(token) = &token {
+                request = request.bearer_auth(token);
+            }
+            let refused = read(request.send().await.expect("POST")).await;
+            assert_eq!(refused.status, 403, "{}", refused.body);
+            assert!(refused.header("www-authenticate").is_none());
+            let body: serde_json::Value = serde_json::from_str(&refused.body).expect("JSON");
+            assert_eq!(body["jsonrpc"], "2.0");
+            assert_eq!(body["id"], serde_json::Value::Null);
+            assert_eq!(body["error"]["data"]["reason"], "origin_not_allowed");
+        }
     }
 
     #[tokio::test]

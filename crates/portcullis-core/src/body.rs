@@ -27,6 +27,13 @@ pin_project! {
     }
 }
 
+/// An empty body (what a CORS layer outside the stack answers a preflight with).
+impl<B> Default for ResponseBody<B> {
+    fn default() -> Self {
+        Self::empty()
+    }
+}
+
 impl<B> ResponseBody<B> {
     /// Wraps the inner service's body.
     pub fn new(body: B) -> Self {

@@ -58,11 +58,15 @@ pub enum RejectionKind {
     /// recognised `Mcp-Param-{Name}`) disagrees with it, is malformed, is sent twice, or is missing where the
     /// client's protocol revision requires it (MCP 2026-07-28). 400 with a JSON-RPC error body, code -32020.
     HeaderMismatch,
+    /// The request's `Origin` is not allowed (`null`, malformed, sent twice, or not listed): MCP servers must
+    /// validate it against DNS rebinding. 403 with a JSON-RPC error body without an id, before any credential
+    /// work.
+    OriginNotAllowed,
 }
 
 impl RejectionKind {
     /// Every kind, for tests and documentation.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 20] = [
         Self::MissingCredential,
         Self::MalformedCredential,
         Self::UnsupportedScheme,
@@ -82,6 +86,7 @@ impl RejectionKind {
         Self::TemporarilyUnavailable,
         Self::UnknownSession,
         Self::HeaderMismatch,
+        Self::OriginNotAllowed,
     ];
 
     /// The HTTP status.
@@ -101,9 +106,10 @@ impl RejectionKind {
             | Self::ExpiredToken
             | Self::WrongAudience
             | Self::ApiTokensDisabled => StatusCode::UNAUTHORIZED,
-            Self::InsufficientScope | Self::SiteNotGranted | Self::Forbidden => {
-                StatusCode::FORBIDDEN
-            }
+            Self::InsufficientScope
+            | Self::SiteNotGranted
+            | Self::Forbidden
+            | Self::OriginNotAllowed => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnknownSession => StatusCode::NOT_FOUND,
@@ -115,7 +121,7 @@ impl RejectionKind {
     pub fn oauth_error(self) -> Option<&'static str> {
         match self.status() {
             // Not about the credential: the request's own headers and body disagree.
-            _ if self == Self::HeaderMismatch => None,
+            _ if matches!(self, Self::HeaderMismatch | Self::OriginNotAllowed) => None,
             StatusCode::BAD_REQUEST => Some("invalid_request"),
             StatusCode::UNAUTHORIZED if self == Self::MissingCredential => None,
             StatusCode::UNAUTHORIZED => Some("invalid_token"),
@@ -147,6 +153,7 @@ impl RejectionKind {
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::UnknownSession => "unknown_session",
             Self::HeaderMismatch => "header_mismatch",
+            Self::OriginNotAllowed => "origin_not_allowed",
         }
     }
 
@@ -177,6 +184,7 @@ impl RejectionKind {
             }
             Self::UnknownSession => "the session is unknown or has ended; start a new session",
             Self::HeaderMismatch => "a request header does not match the JSON-RPC body",
+            Self::OriginNotAllowed => "requests from this Origin are not allowed",
         }
     }
 
@@ -290,6 +298,8 @@ impl Rejection {
     pub fn jsonrpc_code(&self) -> Option<i32> {
         match self.kind {
             RejectionKind::HeaderMismatch => Some(-32020),
+            // The code the MCP SDKs answer a refused Origin with (implementation-defined server error).
+            RejectionKind::OriginNotAllowed => Some(-32000),
             _ => None,
         }
     }

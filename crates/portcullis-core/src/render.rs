@@ -106,9 +106,11 @@ impl Challenge {
         if !matches!(
             status,
             StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-        ) || kind == RejectionKind::HeaderMismatch
-        {
-            // A header mismatch is not about the credential: no challenge.
+        ) || matches!(
+            kind,
+            RejectionKind::HeaderMismatch | RejectionKind::OriginNotAllowed
+        ) {
+            // Neither is about the credential: no challenge.
             return None;
         }
         let mut value = String::from("Bearer ");
@@ -401,7 +403,10 @@ mod tests {
         for kind in RejectionKind::ALL {
             let response = challenge().respond::<Empty<bytes::Bytes>>(kind.into(), Protocol::Http);
             assert_eq!(response.status(), kind.status());
-            let jsonrpc = kind == RejectionKind::HeaderMismatch;
+            let jsonrpc = matches!(
+                kind,
+                RejectionKind::HeaderMismatch | RejectionKind::OriginNotAllowed
+            );
             assert_eq!(
                 response.headers().contains_key(WWW_AUTHENTICATE),
                 matches!(kind.status().as_u16(), 400 | 401 | 403) && !jsonrpc,

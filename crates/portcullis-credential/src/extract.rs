@@ -5,8 +5,8 @@ use std::task::{Context, Poll};
 
 use http::{Request, Response};
 use portcullis_core::{
-    Challenge, ConfigError, Credential, Protocol, Rejection, RejectionKind, ResponseBody,
-    ResponseFuture,
+    AllowedOrigins, Challenge, ConfigError, Credential, Protocol, Rejection, RejectionKind,
+    ResponseBody, ResponseFuture,
 };
 use tower_layer::Layer;
 use tower_service::Service;
@@ -29,6 +29,7 @@ struct Config {
     challenge: Challenge,
     parser: Parser,
     optional: bool,
+    origins: Option<AllowedOrigins>,
 }
 
 impl ExtractCredentialLayer {
@@ -42,6 +43,7 @@ impl ExtractCredentialLayer {
                     max_header_len: DEFAULT_MAX_HEADER_LEN,
                 },
                 optional: false,
+                origins: None,
             }),
         }
     }
@@ -52,6 +54,15 @@ impl ExtractCredentialLayer {
     /// silently treated as none.
     pub fn optional(mut self) -> Self {
         Arc::make_mut(&mut self.config).optional = true;
+        self
+    }
+
+    /// Refuses requests whose `Origin` header `origins` does not allow (403
+    /// [`OriginNotAllowed`](RejectionKind::OriginNotAllowed)), before the credential is read. Requests without
+    /// `Origin` (non-browser clients) pass. MCP servers must validate `Origin` (streamable HTTP transport,
+    /// against DNS rebinding); the facade turns this on with the resource's own origin.
+    pub fn with_allowed_origins(mut self, origins: AllowedOrigins) -> Self {
+        Arc::make_mut(&mut self.config).origins = Some(origins);
         self
     }
 
@@ -139,7 +150,17 @@ where
         // A credential planted before this layer never reaches the inner service, whichever way the request goes
         // on from here.
         req.extensions_mut().remove::<Credential>();
-        let kind = match self.config.parser.extract(req.headers(), req.uri()) {
+        let origin_refused = self
+            .config
+            .origins
+            .as_ref()
+            .is_some_and(|origins| !origins.admits(req.headers()));
+        let extracted = if origin_refused {
+            Err(RejectionKind::OriginNotAllowed)
+        } else {
+            self.config.parser.extract(req.headers(), req.uri())
+        };
+        let kind = match extracted {
             Ok(Some(credential)) => {
                 tracing::debug!(
                     target: "portcullis::credential",

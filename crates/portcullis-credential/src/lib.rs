@@ -12,7 +12,7 @@
 //! | | |
 //! | --- | --- |
 //! | owns | the `Authorization` grammar: [`ExtractCredentialLayer`] and its parser |
-//! | reads | the `Authorization` header, and the query only to refuse an `access_token` parameter beside it |
+//! | reads | `Origin` where an allowlist is set ([`ExtractCredentialLayer::with_allowed_origins`]), the `Authorization` header, and the query only to refuse an `access_token` parameter beside it |
 //! | puts | a [`Credential`] (one planted before this layer is removed first) |
 //! | comes after | nothing: it is the first layer |
 //!
@@ -30,6 +30,7 @@
 //! # Answers
 //! | request | status | `WWW-Authenticate` | [`RejectionKind`] |
 //! | --- | --- | --- | --- |
+//! | with an origin allowlist: an `Origin` that is `null`, malformed, sent twice or not listed (checked first) | 403, JSON-RPC error without id | none | `OriginNotAllowed` |
 //! | no `Authorization` header | 401 | `Bearer resource_metadata="..."` | `MissingCredential` |
 //! | malformed `Bearer`/`Basic` | 401 | `Bearer error="invalid_token", ...` | `MalformedCredential` |
 //! | another scheme | 401 | `Bearer error="invalid_token", ...` | `UnsupportedScheme` |

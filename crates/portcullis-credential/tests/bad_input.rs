@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, WWW_AUTHENTICATE};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, ORIGIN, WWW_AUTHENTICATE};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use portcullis_core::{
-    Challenge, Credential, CredentialKind, Rejection, RejectionKind, ResponseBody,
+    AllowedOrigins, Challenge, Credential, CredentialKind, Rejection, RejectionKind, ResponseBody,
 };
 use portcullis_credential::ExtractCredentialLayer;
 use tower::{ServiceBuilder, ServiceExt};
@@ -610,4 +610,122 @@ fn configuration_is_checked_when_the_layer_is_built() {
             .expect_err("limit");
         assert_eq!(err.setting(), "max_header_len");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Origin (MCP transport security), decided before any credential work
+// ---------------------------------------------------------------------------
+
+fn with_origins() -> ExtractCredentialLayer {
+    let origins = AllowedOrigins::of_resource("https://mcp.example.com/mcp")
+        .and_then(|o| o.allow("https://app.example.com"))
+        .expect("valid origins");
+    layer().with_allowed_origins(origins)
+}
+
+/// A request with a valid bearer token and the given `Origin` values.
+fn from_origins(origins: &[&[u8]]) -> Request<Full<Bytes>> {
+    let mut req = with_auth(format!("Bearer {JWT}").as_bytes());
+    for origin in origins {
+        req.headers_mut().append(
+            ORIGIN,
+            HeaderValue::from_bytes(origin).expect("a valid header value"),
+        );
+    }
+    req
+}
+
+#[track_caller]
+fn assert_origin_refused(outcome: &Outcome, case: &str) {
+    assert_eq!(outcome.status, StatusCode::FORBIDDEN, "{case}");
+    assert_eq!(
+        outcome.reason,
+        Some(RejectionKind::OriginNotAllowed),
+        "{case}"
+    );
+    assert_eq!(
+        outcome.inner_calls, 0,
+        "{case}: the inner service must not run"
+    );
+    assert_eq!(outcome.challenge, None, "{case}: no challenge");
+    let body: serde_json::Value = serde_json::from_str(&outcome.body).expect("JSON body");
+    assert_eq!(body["jsonrpc"], "2.0", "{case}");
+    assert_eq!(body["id"], serde_json::Value::Null, "{case}: no id");
+    assert_eq!(
+        body["error"]["data"]["reason"], "origin_not_allowed",
+        "{case}"
+    );
+    assert!(body["error"]["code"].is_i64(), "{case}: a JSON-RPC code");
+}
+
+#[tokio::test]
+async fn allowed_origins_and_no_origin_pass_with_the_credential() {
+    for origins in [
+        &[][..],
+        &[&b"https://mcp.example.com"[..]],
+        &[&b"https://app.example.com"[..]],
+    ] {
+        let outcome = send_with(with_origins(), from_origins(origins)).await;
+        assert_eq!(outcome.status, StatusCode::OK, "{origins:?}");
+        assert_eq!(outcome.inner_calls, 1, "{origins:?}");
+        assert!(
+            outcome.seen.is_some(),
+            "{origins:?}: the credential was read"
+        );
+    }
+}
+
+#[tokio::test]
+async fn origins_not_allowed_are_403_with_a_jsonrpc_error_and_no_id() {
+    for (case, origins) in [
+        ("other scheme", &[&b"http://mcp.example.com"[..]][..]),
+        ("other port", &[&b"https://mcp.example.com:8443"[..]]),
+        (
+            "default port written out",
+            &[&b"https://mcp.example.com:443"[..]],
+        ),
+        ("null", &[&b"null"[..]]),
+        ("another site", &[&b"https://evil.example"[..]]),
+        (
+            "a suffix of an allowed host",
+            &[&b"https://mcp.example.com.evil.example"[..]],
+        ),
+        ("upper-case host", &[&b"https://MCP.example.com"[..]]),
+        ("upper-case scheme", &[&b"HTTPS://mcp.example.com"[..]]),
+        ("a path", &[&b"https://mcp.example.com/"[..]]),
+        (
+            "two values in one header",
+            &[&b"https://mcp.example.com, https://evil.example"[..]],
+        ),
+        (
+            "two headers, both allowed",
+            &[
+                &b"https://mcp.example.com"[..],
+                &b"https://app.example.com"[..],
+            ],
+        ),
+        ("empty", &[&b""[..]]),
+        ("not ASCII", &[&b"https://caf\xc3\xa9.example"[..]]),
+    ] {
+        let outcome = send_with(with_origins(), from_origins(origins)).await;
+        assert_origin_refused(&outcome, case);
+    }
+}
+
+#[tokio::test]
+async fn the_origin_is_refused_before_the_credential_is_read() {
+    // A malformed, a missing and an ambiguous credential: the Origin decides first, so it is the reason given.
+    let mut malformed = with_auth(b"Bearer a b");
+    malformed
+        .headers_mut()
+        .insert(ORIGIN, HeaderValue::from_static("https://evil.example"));
+    assert_origin_refused(&send_with(with_origins(), malformed).await, "malformed");
+    let mut missing = Request::new(Full::default());
+    missing
+        .headers_mut()
+        .insert(ORIGIN, HeaderValue::from_static("null"));
+    assert_origin_refused(&send_with(with_origins(), missing).await, "missing");
+    // Without an origin list (the layer alone), Origin is not looked at.
+    let outcome = send(from_origins(&[b"https://evil.example"])).await;
+    assert_eq!(outcome.status, StatusCode::OK);
 }

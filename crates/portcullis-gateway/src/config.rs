@@ -29,6 +29,8 @@ pub(crate) struct GatewaySettings {
     pub(crate) request_timeout: Duration,
     pub(crate) shutdown_timeout: Duration,
     pub(crate) log_format: LogFormat,
+    /// Answer CORS preflights for the allowed origins (`[origins]`).
+    pub(crate) cors: bool,
 }
 
 /// How log lines are written (to standard error).
@@ -136,6 +138,7 @@ impl From<ConfigError> for ConfigProblem {
         let key = match err.setting() {
             "body_limit" => "sites.body_limit",
             "body_pointer" => "sites.body_pointers",
+            "origins.allowed" => "origins.allowed",
             "param_headers" => "sites.param_headers",
             "path_template" => "sites.path_templates",
             "site_header" => "sites.headers",
@@ -178,6 +181,8 @@ struct GatewayTable {
     shutdown_timeout_ms: u64,
     #[serde(default)]
     log_format: LogFormat,
+    #[serde(default)]
+    cors: bool,
 }
 
 fn default_connect_timeout_ms() -> u64 {
@@ -282,6 +287,7 @@ impl GatewayTable {
             request_timeout: timeout("gateway.request_timeout_ms", self.request_timeout_ms)?,
             shutdown_timeout: timeout("gateway.shutdown_timeout_ms", self.shutdown_timeout_ms)?,
             log_format: self.log_format,
+            cors: self.cors,
         })
     }
 }

@@ -16,6 +16,7 @@
 //! `/health` are public. An upstream that cannot be reached is answered with 502 at once.
 
 mod config;
+mod cors;
 mod demo;
 mod proxy;
 mod server;
@@ -171,7 +172,15 @@ async fn serve(path: PathBuf) -> Result<(), String> {
         settings.connect_timeout,
         settings.request_timeout,
     );
-    let entry = Entry::new(portcullis.protect(proxy));
+    let cors = settings.cors.then(|| {
+        let params = file.stack.sites.param_headers.keys().map(String::as_str);
+        cors::layer(&portcullis, params)
+    });
+    let entry = Entry::new(
+        tower::ServiceBuilder::new()
+            .option_layer(cors)
+            .service(portcullis.protect(proxy)),
+    );
     let (trigger, shutdown) = Shutdown::new();
     tokio::spawn(async move {
         server::signal().await;

@@ -34,6 +34,11 @@ impl Gateway {
     /// Starts `portcullis serve` in front of `upstream`, with `sites` as the body of the `[sites]` table. The key
     /// [`KEY`] belongs to org-test, whose policy allows service-account keys.
     async fn start(upstream: SocketAddr, sites: &str) -> Self {
+        Self::start_with(upstream, sites, "").await
+    }
+
+    /// As [`start`](Self::start), with `more` at the end of the file (more `[gateway]` keys, then other tables).
+    async fn start_with(upstream: SocketAddr, sites: &str, more: &str) -> Self {
         let dir = TempDir::new("serve");
         dir.write(
             "tokens.toml",
@@ -71,6 +76,7 @@ connect_timeout_ms = 1000
 request_timeout_ms = 10000
 shutdown_timeout_ms = 10000
 log_format = "json"
+{more}
 "#
             ),
         );
@@ -363,6 +369,93 @@ async fn mirrored_mcp_headers_that_disagree_with_the_body_are_400_and_never_reac
             "{case}: reached the upstream"
         );
     }
+}
+
+#[tokio::test]
+async fn origins_are_checked_before_the_credential_and_cors_follows_the_same_list() {
+    let (upstream, calls) = echo_upstream().await;
+    let gateway = Gateway::start_with(
+        upstream,
+        r#"param_headers = { "Mcp-Param-CloudId" = "/params/arguments/cloudId" }"#,
+        "cors = true\n[origins]\nallowed = [\"https://app.example.com\"]\n",
+    )
+    .await;
+    let preflight = |origin: &str| {
+        Request::builder()
+            .method("OPTIONS")
+            .uri(gateway.url("/mcp"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type,mcp-method,mcp-name,mcp-param-cloudid",
+            )
+            .body(empty())
+            .expect("request")
+    };
+
+    // An allowed origin: the preflight names it and the MCP headers; the request itself passes with the key.
+    let reply = send(preflight("https://app.example.com")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let header = |reply: &support::Reply, name: &str| {
+        reply
+            .headers
+            .get(name)
+            .map(|v| v.to_str().expect("ascii").to_ascii_lowercase())
+    };
+    assert_eq!(
+        header(&reply, "access-control-allow-origin").as_deref(),
+        Some("https://app.example.com")
+    );
+    let allowed = header(&reply, "access-control-allow-headers").expect("allowed headers");
+    for name in [
+        "authorization",
+        "mcp-method",
+        "mcp-name",
+        "mcp-param-cloudid",
+        "mcp-protocol-version",
+    ] {
+        assert!(allowed.contains(name), "{name} in {allowed}");
+    }
+    let req = gateway
+        .authed("GET", "/echo")
+        .header("origin", "https://app.example.com")
+        .body(empty())
+        .expect("request");
+    let reply = send(req).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    assert_eq!(
+        header(&reply, "access-control-allow-origin").as_deref(),
+        Some("https://app.example.com")
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // Another origin: no CORS headers on its preflight, and 403 for the request, with a valid key or without.
+    let reply = send(preflight("https://evil.example")).await;
+    assert_eq!(header(&reply, "access-control-allow-origin"), None);
+    for authed in [true, false] {
+        let req = if authed {
+            gateway.authed("GET", "/echo")
+        } else {
+            Request::builder().method("GET").uri(gateway.url("/echo"))
+        };
+        let reply = send(
+            req.header("origin", "https://evil.example")
+                .body(empty())
+                .expect("request"),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.text());
+        let answer = reply.json();
+        assert_eq!(answer["error"]["data"]["reason"], "origin_not_allowed");
+        assert_eq!(answer["id"], Value::Null);
+        assert!(reply.headers.get("www-authenticate").is_none());
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "refused requests reached the upstream"
+    );
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use portcullis_context::{EnrichContext, EnrichContextLayer, ResolveContext, StaticContext};
-use portcullis_core::{Challenge, ConfigError, ScopeList, check_url};
+use portcullis_core::{AllowedOrigins, Challenge, ConfigError, ScopeList, check_url};
 use portcullis_credential::{ExtractCredential, ExtractCredentialLayer};
 use portcullis_policy::{
     GateApiTokens, GateApiTokensLayer, RequireScopes, RequireScopesLayer, ResolvePolicy,
@@ -33,6 +33,7 @@ pub struct Portcullis {
     layer: AuthLayer,
     metadata: ProtectedResourceMetadata,
     health_paths: Arc<[String]>,
+    origins: AllowedOrigins,
 }
 
 impl Portcullis {
@@ -54,6 +55,8 @@ impl Portcullis {
             health_paths: vec!["/health".to_owned()],
             has_validation: false,
             mcp_sessions: Some((DEFAULT_SESSION_CAPACITY, DEFAULT_SESSION_IDLE)),
+            origins: Vec::new(),
+            loopback_origins: false,
         }
     }
 
@@ -67,6 +70,13 @@ impl Portcullis {
     #[must_use]
     pub fn metadata(&self) -> ProtectedResourceMetadata {
         self.metadata.clone()
+    }
+
+    /// The browser origins the stack lets through (requests without `Origin` always pass). Drive a CORS layer from
+    /// it, so that a preflight succeeds exactly where the request itself would: see the `axum_mcp` example.
+    #[must_use]
+    pub fn allowed_origins(&self) -> &AllowedOrigins {
+        &self.origins
     }
 
     /// The metadata URL that every challenge carries (the path-inserted location).
@@ -148,9 +158,26 @@ pub struct PortcullisBuilder {
     has_validation: bool,
     /// `None`: sessions not bound; otherwise at most this many, each forgotten after this idle time.
     mcp_sessions: Option<(u64, std::time::Duration)>,
+    origins: Vec<String>,
+    loopback_origins: bool,
 }
 
 impl PortcullisBuilder {
+    /// Browser origins allowed besides the resource's own (`https://app.example.com`, exactly as a browser sends
+    /// it). A request whose `Origin` is not allowed (`null`, malformed, several, or not listed) is 403
+    /// `OriginNotAllowed` before any credential work; requests without `Origin` pass.
+    pub fn allow_origins<I: IntoIterator<Item = S>, S: Into<String>>(mut self, origins: I) -> Self {
+        self.origins.extend(origins.into_iter().map(Into::into));
+        self
+    }
+
+    /// Also allows `http(s)` origins on `localhost`, `127.0.0.1` and `[::1]`, any port: for browser-based
+    /// clients on the same machine (development; `portcullis demo` turns it on).
+    pub fn allow_loopback_origins(mut self) -> Self {
+        self.loopback_origins = true;
+        self
+    }
+
     /// An authorization server clients should use (listed in the metadata's `authorization_servers`).
     pub fn add_authorization_server(mut self, issuer: &str) -> Self {
         self.authorization_servers.push(issuer.to_owned());
@@ -336,7 +363,15 @@ impl PortcullisBuilder {
         let metadata = ProtectedResourceMetadata::new(metadata);
         let challenge = Challenge::new(metadata.url())?.with_scope(challenge_scopes);
 
-        let mut extract = ExtractCredentialLayer::new(challenge.clone());
+        let mut origins = AllowedOrigins::of_resource(&self.resource)?;
+        for origin in &self.origins {
+            origins = origins.allow(origin)?;
+        }
+        if self.loopback_origins {
+            origins = origins.with_loopback();
+        }
+        let mut extract =
+            ExtractCredentialLayer::new(challenge.clone()).with_allowed_origins(origins.clone());
         if let Some(prefix) = &self.service_account_prefix {
             extract = extract.with_service_account_prefix(prefix)?;
         }
@@ -394,6 +429,7 @@ impl PortcullisBuilder {
             },
             metadata,
             health_paths: self.health_paths.into(),
+            origins,
         })
     }
 }

@@ -65,6 +65,21 @@ pub struct Config {
     /// `[sessions]`: MCP sessions bound to the principal that started them.
     #[serde(default)]
     pub sessions: SessionsConfig,
+    /// `[origins]`: browser origins allowed besides the resource's own.
+    #[serde(default)]
+    pub origins: OriginsConfig,
+}
+
+/// `[origins]`: which browser `Origin`s may call the resource (the resource's own origin always may).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginsConfig {
+    /// Further origins, exactly as a browser sends them (`https://app.example.com`).
+    #[serde(default)]
+    pub allowed: Vec<String>,
+    /// Allow `http(s)` origins on loopback hosts, any port (default `false`).
+    #[serde(default)]
+    pub loopback: bool,
 }
 
 /// `[[issuer]]`.
@@ -340,6 +355,10 @@ impl Config {
         }
         if let Some(paths) = &self.health_paths {
             builder = builder.health_paths(paths.clone());
+        }
+        builder = builder.allow_origins(self.origins.allowed.clone());
+        if self.origins.loopback {
+            builder = builder.allow_loopback_origins();
         }
         for issuer in &self.issuer {
             let mut built = match &issuer.jwks_uri {

@@ -109,7 +109,9 @@ pub use config::{
     SitesConfig, SourceConfig, TimedSourceConfig, TokensConfig,
 };
 pub use metadata::{ProtectedResourceMetadata, WELL_KNOWN};
-pub use portcullis_core::{AuthContext, ConfigError, Principal, Rejection, RejectionKind};
+pub use portcullis_core::{
+    AllowedOrigins, AuthContext, ConfigError, Principal, Rejection, RejectionKind,
+};
 pub use protect::Protected;
 pub use sessions::{
     BindMcpSessions, BindMcpSessionsLayer, DEFAULT_SESSION_CAPACITY, DEFAULT_SESSION_IDLE,

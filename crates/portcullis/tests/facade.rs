@@ -298,3 +298,60 @@ fn toml_errors_name_the_key() {
     let err = config.build().expect_err("HS256 is refused");
     assert_eq!(err.setting(), "issuer.algorithms");
 }
+
+#[tokio::test]
+async fn the_stack_allows_the_resource_origin_and_refuses_others_before_the_credential() {
+    // No credential in any of these: an allowed origin (or none) gets the 401 challenge, any other a 403.
+    for (origin, expected) in [
+        (None, RejectionKind::MissingCredential),
+        (
+            Some("https://mcp.example.com"),
+            RejectionKind::MissingCredential,
+        ),
+        (
+            Some("https://evil.example"),
+            RejectionKind::OriginNotAllowed,
+        ),
+        (Some("null"), RejectionKind::OriginNotAllowed),
+        (
+            Some("http://localhost:5173"),
+            RejectionKind::OriginNotAllowed,
+        ),
+    ] {
+        let headers: Vec<_> = origin.map(|o| ("origin", o)).into_iter().collect();
+        let (status, _, _, reason) = call(Method::POST, "/mcp", &headers).await;
+        assert_eq!(reason, Some(expected), "{origin:?}");
+        assert_eq!(status, expected.status(), "{origin:?}");
+    }
+}
+
+#[test]
+fn allowed_origins_are_read_from_toml() {
+    let value = |s: &str| http::HeaderValue::from_str(s).expect("valid");
+    let built = |tables: &str| {
+        Config::from_toml(&toml(tables))
+            .expect("parses")
+            .build()
+            .expect("builds")
+    };
+    let default = built("");
+    let origins = default.allowed_origins();
+    assert!(origins.allows(&value("https://mcp.example.com")));
+    assert!(!origins.allows(&value("https://app.example.com")));
+    assert!(!origins.allows(&value("http://localhost:5173")));
+
+    let configured = built("[origins]\nallowed = [\"https://app.example.com\"]\nloopback = true\n");
+    let origins = configured.allowed_origins();
+    assert!(origins.allows(&value("https://mcp.example.com")));
+    assert!(origins.allows(&value("https://app.example.com")));
+    assert!(origins.allows(&value("http://localhost:5173")));
+    assert!(!origins.allows(&value("https://evil.example")));
+
+    let err = Config::from_toml(&toml(
+        "[origins]\nallowed = [\"https://App.example.com/\"]\n",
+    ))
+    .expect("parses")
+    .build()
+    .expect_err("not a serialised origin");
+    assert_eq!(err.setting(), "origins.allowed");
+}

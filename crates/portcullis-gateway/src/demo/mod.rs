@@ -21,8 +21,10 @@ use tokio::net::TcpListener;
 use self::issuer::{DevIssuer, MintRequest, Sites, TOKEN_PATH};
 use self::upstream::MCP_PATH;
 use crate::config::{DEFAULT_NAMESPACE, LogFormat, Upstream};
+use crate::cors;
 use crate::proxy::Proxy;
 use crate::server::{self, Entry, Shutdown};
+use tower::Layer as _;
 
 /// The scopes the demo resource knows.
 pub(crate) const SCOPES_SUPPORTED: [&str; 2] = ["mcp:read", "mcp:write"];
@@ -175,7 +177,9 @@ pub(crate) async fn run(args: DemoArgs) -> Result<(), String> {
         tokio::spawn(server::serve(
             "gateway",
             gateway,
-            Entry::new(portcullis.protect(proxy)),
+            Entry::new(
+                cors::layer(&portcullis, std::iter::empty()).layer(portcullis.protect(proxy)),
+            ),
             shutdown,
             grace,
         )),
@@ -234,6 +238,8 @@ fn build_stack(resource: &str, issuer: &str) -> Result<Portcullis, portcullis::C
         .configure_scopes(|scopes| scopes.add_tool("create_issue", ["mcp:write"]))
         .with_context(StaticContext::from_toml(CONTEXT)?)
         .for_forwarding(DEFAULT_NAMESPACE, true)
+        // A browser-based MCP client on this machine (an inspector on another port) may call the demo.
+        .allow_loopback_origins()
         .build()
 }
 
