@@ -76,7 +76,26 @@ impl ScopeList {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// The list, if it may be asked of clients by this resource: `offline_access` is a request to the
+    /// authorization server for a refresh token, not a permission on the resource, so it never appears in
+    /// `scopes_supported`, in a challenge or in a scope rule (MCP 2026-07-28).
+    ///
+    /// # Errors
+    /// The list holds `offline_access`; the error names `setting`.
+    pub fn for_resource(self, setting: &'static str) -> Result<Self, ConfigError> {
+        if self.contains(OFFLINE_ACCESS) {
+            return Err(ConfigError::new(
+                setting,
+                "offline_access is asked of the authorization server, not of this resource: leave it out",
+            ));
+        }
+        Ok(self)
+    }
 }
+
+/// The scope that asks for a refresh token (OpenID Connect; MCP clients add it themselves).
+const OFFLINE_ACCESS: &str = "offline_access";
 
 impl Default for ScopeList {
     /// An empty list.

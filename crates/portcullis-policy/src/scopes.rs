@@ -23,6 +23,60 @@ struct Config {
     challenge: Challenge,
     routes: Vec<(Route, ScopeList)>,
     tools: Vec<(String, ScopeList)>,
+    /// The implications as configured: each broader scope with what it implies directly.
+    edges: Vec<(String, Implied)>,
+    /// Each broader scope with every scope it implies, directly or through others (the closure of `edges`).
+    implies: Vec<(String, Implied)>,
+}
+
+/// Every scope each broader scope implies, following chains (cycles end where a scope was met before).
+fn closure(edges: &[(String, Implied)]) -> Vec<(String, Implied)> {
+    let mut brokers: Vec<&str> = edges.iter().map(|(b, _)| b.as_str()).collect();
+    brokers.sort_unstable();
+    brokers.dedup();
+    brokers
+        .into_iter()
+        .map(|broader| {
+            let mut implied = Implied::default();
+            let mut todo = vec![broader];
+            let mut seen = vec![broader.to_owned()];
+            while let Some(scope) = todo.pop() {
+                for (_, direct) in edges.iter().filter(|(b, _)| b == scope) {
+                    implied.all |= direct.all;
+                    for narrower in &direct.scopes {
+                        if !seen.contains(narrower) {
+                            seen.push(narrower.clone());
+                            implied.scopes.push(narrower.clone());
+                            todo.push(narrower);
+                        }
+                    }
+                }
+            }
+            (broader.to_owned(), implied)
+        })
+        .collect()
+}
+
+/// What a broader scope implies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Implied {
+    /// Every scope (`*`).
+    all: bool,
+    scopes: Vec<String>,
+}
+
+impl Config {
+    /// Whether `held` grants `needed`: the same scope, or one that implies it.
+    fn covers(&self, held: &ScopeList, needed: &str) -> bool {
+        held.contains(needed)
+            || (!self.implies.is_empty()
+                && held.iter().any(|scope| {
+                    self.implies.iter().any(|(broader, implied)| {
+                        broader == scope
+                            && (implied.all || implied.scopes.iter().any(|s| s == needed))
+                    })
+                }))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -55,6 +109,8 @@ impl RequireScopesLayer {
                 challenge,
                 routes: Vec::new(),
                 tools: Vec::new(),
+                edges: Vec::new(),
+                implies: Vec::new(),
             }),
         }
     }
@@ -75,8 +131,46 @@ impl RequireScopesLayer {
             Some(prefix) => Route::Prefix(prefix.to_owned()),
             None => Route::Exact(path.to_owned()),
         };
-        let scopes = ScopeList::new(scopes)?;
+        let scopes = ScopeList::new(scopes)?.for_resource("scopes.routes")?;
         Arc::make_mut(&mut self.config).routes.push((route, scopes));
+        Ok(self)
+    }
+
+    /// A token with the scope `broader` also has each of `narrower` (`mcp:write` implies `mcp:read`; `*` for
+    /// every scope, e.g. `admin`). Implications chain: with `admin` implying `mcp:write` and `mcp:write` implying
+    /// `mcp:read`, `admin` grants `mcp:read`. A refusal still names the scopes the operation needs, not the
+    /// broader ones (MCP: servers account for scope hierarchies when deciding whether a token is sufficient).
+    ///
+    /// # Errors
+    /// A scope outside the RFC 6749 grammar, `offline_access`, or `*` as the broader scope.
+    pub fn add_implication<I, T>(mut self, broader: &str, narrower: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let setting = "scopes.implies";
+        if broader == "*" {
+            return Err(ConfigError::new(setting, "`*` can be implied, not imply"));
+        }
+        ScopeList::new([broader])?.for_resource(setting)?;
+        let mut all = false;
+        let mut direct = Vec::new();
+        for scope in narrower {
+            match scope.as_ref() {
+                "*" => all = true,
+                scope => direct.push(scope.to_owned()),
+            }
+        }
+        ScopeList::new(&direct)?.for_resource(setting)?;
+        let config = Arc::make_mut(&mut self.config);
+        config.edges.push((
+            broader.to_owned(),
+            Implied {
+                all,
+                scopes: direct,
+            },
+        ));
+        config.implies = closure(&config.edges);
         Ok(self)
     }
 
@@ -99,7 +193,7 @@ impl RequireScopesLayer {
         if tool.is_empty() {
             return Err(ConfigError::new("tool", "must not be empty"));
         }
-        let scopes = ScopeList::new(scopes)?;
+        let scopes = ScopeList::new(scopes)?.for_resource("scopes.tools")?;
         Arc::make_mut(&mut self.config)
             .tools
             .push((tool.to_owned(), scopes));
@@ -186,7 +280,7 @@ where
         }
         if required
             .iter()
-            .all(|scope| principal.scopes().contains(scope))
+            .all(|scope| config.covers(principal.scopes(), scope))
         {
             return ResponseFuture::inner(self.inner.call(req));
         }

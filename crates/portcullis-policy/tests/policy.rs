@@ -500,3 +500,109 @@ impl PolicyServer {
         self.0.last_request(POLICY_PATH).and_then(|r| r.query)
     }
 }
+
+// ---------------------------------------------------------------------------
+// Scope hierarchy (MCP 2026-07-28: servers account for broader scopes)
+// ---------------------------------------------------------------------------
+
+fn hierarchy() -> RequireScopesLayer {
+    RequireScopesLayer::new(challenge())
+        .add_route("/read", ["mcp:read"])
+        .and_then(|l| l.add_route("/write", ["mcp:write"]))
+        .and_then(|l| l.add_tool("delete_site", ["sites:delete"]))
+        .and_then(|l| l.add_implication("mcp:write", ["mcp:read"]))
+        .and_then(|l| l.add_implication("owner", ["mcp:write"]))
+        .and_then(|l| l.add_implication("admin", ["*"]))
+        .and_then(|l| l.add_implication("a", ["b"]))
+        .and_then(|l| l.add_implication("b", ["a", "c"]))
+        .and_then(|l| l.add_route("/c", ["c"]))
+        .expect("valid hierarchy")
+}
+
+#[tokio::test]
+async fn broader_scopes_grant_the_narrower_ones_they_imply() {
+    let tool = || Some(JsonRpcCall::new("tools/call", Some("delete_site")));
+    for (path, held, call, passes) in [
+        ("/read", "mcp:read", None, true),
+        ("/read", "mcp:write", None, true),
+        ("/read", "owner", None, true), // owner -> mcp:write -> mcp:read
+        ("/write", "owner", None, true),
+        ("/write", "mcp:read", None, false), // implication is one way
+        ("/read", "admin", None, true),
+        ("/write", "admin", None, true),
+        ("/read", "delete_site", None, false),
+        ("/read", "sites:delete", tool(), false),
+        ("/read", "admin", tool(), true),
+        ("/read", "mcp:read sites:delete", tool(), true),
+        ("/read", "owner", tool(), false),
+        ("/c", "a", None, true), // a -> b -> c, through a cycle
+        ("/c", "b", None, true),
+        ("/c", "c", None, true),
+        ("/c", "mcp:read", None, false),
+    ] {
+        // Not a tool call unless said: the route's scopes alone.
+        let call = call.or_else(|| Some(JsonRpcCall::new("tools/list", None)));
+        let outcome = send_scoped(hierarchy(), scoped(path, held, call)).await;
+        let case = format!("{path} with {held}");
+        assert_eq!(
+            outcome.status == StatusCode::OK,
+            passes,
+            "{case}: {:?}",
+            outcome.reason
+        );
+        assert_eq!(outcome.inner_calls, usize::from(passes), "{case}");
+        if !passes {
+            assert_eq!(
+                outcome.reason,
+                Some(RejectionKind::InsufficientScope),
+                "{case}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_refusal_names_the_scopes_the_operation_needs_not_the_broader_ones() {
+    let outcome = send_scoped(
+        hierarchy(),
+        scoped(
+            "/write",
+            "mcp:read",
+            Some(JsonRpcCall::new("tools/list", None)),
+        ),
+    )
+    .await;
+    let challenge = outcome.challenge.expect("challenge");
+    assert!(challenge.contains("scope=\"mcp:write\""), "{challenge}");
+    assert!(!challenge.contains("owner"), "{challenge}");
+    assert!(!challenge.contains("admin"), "{challenge}");
+}
+
+#[test]
+fn implications_and_scope_rules_are_checked_when_built() {
+    let layer = || RequireScopesLayer::new(challenge());
+    for (case, result) in [
+        ("* implies", layer().add_implication("*", ["a"]).map(drop)),
+        ("bad scope", layer().add_implication("a b", ["c"]).map(drop)),
+        (
+            "bad narrower",
+            layer().add_implication("a", ["c\""]).map(drop),
+        ),
+        (
+            "offline_access implied",
+            layer().add_implication("a", ["offline_access"]).map(drop),
+        ),
+        (
+            "offline_access on a route",
+            layer().add_route("/x", ["offline_access"]).map(drop),
+        ),
+        (
+            "offline_access on a tool",
+            layer()
+                .add_tool("t", ["mcp:read", "offline_access"])
+                .map(drop),
+        ),
+    ] {
+        assert!(result.is_err(), "{case}");
+    }
+}

@@ -471,6 +471,11 @@ impl TokenValidatorBuilder {
         self
     }
 
+    /// The issuer identifiers trusted so far, exactly as configured.
+    pub fn issuers(&self) -> impl Iterator<Item = &str> {
+        self.issuers.iter().map(Issuer::issuer)
+    }
+
     /// Validates opaque Bearer tokens by introspection.
     pub fn with_introspection(mut self, introspection: Introspection) -> Self {
         self.introspection = Some(introspection);

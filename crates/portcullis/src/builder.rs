@@ -344,9 +344,27 @@ impl PortcullisBuilder {
         for server in &self.authorization_servers {
             check_url("authorization_servers", server)?;
         }
-        let scopes_supported = ScopeList::new(&self.scopes_supported)?;
+        // An entry that names a configured issuer in another spelling (a trailing slash, upper case) is one that
+        // clients will reject when they compare it with that issuer's metadata: say so now.
+        let issuers: Vec<&str> = self.validator.issuers().collect();
+        for server in &self.authorization_servers {
+            let loose = |s: &str| s.trim_end_matches('/').to_ascii_lowercase();
+            if let Some(issuer) = issuers
+                .iter()
+                .find(|issuer| **issuer != server && loose(issuer) == loose(server))
+            {
+                return Err(ConfigError::new(
+                    "authorization_servers",
+                    format!(
+                        "{server} must be the issuer exactly as its tokens and metadata name it: {issuer}"
+                    ),
+                ));
+            }
+        }
+        let scopes_supported =
+            ScopeList::new(&self.scopes_supported)?.for_resource("scopes_supported")?;
         let challenge_scopes = match &self.challenge_scopes {
-            Some(scopes) => ScopeList::new(scopes)?,
+            Some(scopes) => ScopeList::new(scopes)?.for_resource("challenge_scopes")?,
             None => scopes_supported.clone(),
         };
         for path in &self.health_paths {

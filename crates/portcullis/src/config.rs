@@ -29,6 +29,9 @@ pub struct Config {
     /// Scopes listed in the resource metadata and advertised in 401 challenges.
     #[serde(default)]
     pub scopes_supported: Vec<String>,
+    /// Scopes advertised in 401 challenges instead of `scopes_supported`.
+    #[serde(default)]
+    pub challenge_scopes: Option<Vec<String>>,
     /// Prefix of service-account API keys.
     #[serde(default)]
     pub service_account_prefix: Option<String>,
@@ -214,6 +217,9 @@ pub struct ScopesConfig {
     /// Scopes per MCP tool name.
     #[serde(default)]
     pub tools: BTreeMap<String, Vec<String>>,
+    /// Scope hierarchy: each broader scope with the scopes it implies (`*`: every scope).
+    #[serde(default)]
+    pub implies: BTreeMap<String, Vec<String>>,
 }
 
 /// `[context]`.
@@ -356,6 +362,9 @@ impl Config {
         if let Some(paths) = &self.health_paths {
             builder = builder.health_paths(paths.clone());
         }
+        if let Some(scopes) = &self.challenge_scopes {
+            builder = builder.challenge_scopes(scopes.clone());
+        }
         builder = builder.allow_origins(self.origins.allowed.clone());
         if self.origins.loopback {
             builder = builder.allow_loopback_origins();
@@ -495,6 +504,9 @@ impl Config {
             }
             for (tool, needed) in &scopes.tools {
                 layer = layer.add_tool(tool, needed)?;
+            }
+            for (broader, narrower) in &scopes.implies {
+                layer = layer.add_implication(broader, narrower)?;
             }
             Ok(layer)
         });
