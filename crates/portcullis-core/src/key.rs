@@ -67,6 +67,37 @@ impl PrincipalKeyRef<'_> {
     pub fn matches(&self, key: &PrincipalKey) -> bool {
         *self == key.borrowed()
     }
+
+    /// The key as one string, the same for this caller on every request, replica and restart, and different for
+    /// every other caller: `<method>:<issuer>:<subject>`, with `%` and `:` in the issuer and subject
+    /// percent-encoded (an absent issuer is empty, an empty one `%`).
+    ///
+    /// MCP 2026-07-28 servers that keep state across calls hand out handles as tool arguments, and the security
+    /// best practices ask to bind each handle to its user (`<user_id>:<handle>`) and never to treat a handle as
+    /// authentication. Use this as the user part: store the handle under `binding_id()` and look it up with the
+    /// current request's principal, so that another caller's handle finds nothing.
+    ///
+    /// ```
+    /// use portcullis_core::{AuthMethod, Principal};
+    ///
+    /// let ada = Principal::builder(AuthMethod::OAuth, "acc:ada").with_issuer("https://auth.example").verified();
+    /// assert_eq!(ada.key().binding_id(), "oauth:https%3A//auth.example:acc%3Aada");
+    /// ```
+    #[must_use]
+    pub fn binding_id(&self) -> String {
+        use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+        const SEPARATORS: &AsciiSet = &CONTROLS.add(b'%').add(b':');
+        let issuer = match self.issuer {
+            None => String::new(),
+            Some("") => "%".to_owned(),
+            Some(issuer) => utf8_percent_encode(issuer, SEPARATORS).to_string(),
+        };
+        format!(
+            "{}:{issuer}:{}",
+            self.method.as_str(),
+            utf8_percent_encode(self.subject, SEPARATORS)
+        )
+    }
 }
 
 impl PrincipalKey {
@@ -111,6 +142,30 @@ mod tests {
     use std::hash::{BuildHasher, RandomState};
 
     use super::*;
+
+    #[test]
+    fn binding_ids_tell_every_caller_apart() {
+        let ids = [
+            principal(AuthMethod::OAuth, Some("https://a.example"), "ada"),
+            principal(AuthMethod::OAuth, Some("https://a.example:ada"), ""),
+            principal(AuthMethod::OAuth, Some("https://a.example"), "ada:"),
+            principal(AuthMethod::OAuth, Some("https://b.example"), "ada"),
+            principal(AuthMethod::OAuth, None, "ada"),
+            principal(AuthMethod::OAuth, Some(""), "ada"),
+            principal(AuthMethod::PersonalApiToken, None, "ada"),
+            principal(AuthMethod::ServiceAccountKey, None, "ada"),
+            principal(AuthMethod::OAuth, Some("https://a.example"), "ad%3Aa"),
+        ]
+        .map(|p| p.key().binding_id());
+        for (i, a) in ids.iter().enumerate() {
+            for b in &ids[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+        let again = principal(AuthMethod::OAuth, Some("https://a.example"), "ada");
+        assert_eq!(again.key().binding_id(), ids[0]);
+        assert_eq!(again.key().into_owned().borrowed().binding_id(), ids[0]);
+    }
 
     fn principal(method: AuthMethod, issuer: Option<&str>, subject: &str) -> Principal {
         let builder = Principal::builder(method, subject);

@@ -381,3 +381,30 @@ async fn an_idle_session_is_forgotten() {
     .await;
     assert_eq!(idle.reason, Some(RejectionKind::UnknownSession));
 }
+
+#[tokio::test]
+async fn stateless_clients_never_need_a_session() {
+    // A 2026-07-28 server hands out no session: every request of every method passes without one, from any
+    // principal, and nothing is recorded that a later request could trip over.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let stateless = tower::service_fn(move |_req: Request<Full<Bytes>>| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok")))) }
+    });
+    let service = ServiceBuilder::new().layer(layer()).service(stateless);
+    let mut sent = 0;
+    for who in ["ada", "bob"] {
+        for method in [Method::POST, Method::GET, Method::POST, Method::DELETE] {
+            let response = service
+                .clone()
+                .oneshot(request(method.clone(), Some(user(who)), &[]))
+                .await
+                .expect("infallible");
+            sent += 1;
+            assert_eq!(response.status(), StatusCode::OK, "{method} as {who}");
+            assert!(response.headers().get(&MCP_SESSION_ID).is_none());
+        }
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), sent);
+}
