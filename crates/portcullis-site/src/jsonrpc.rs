@@ -107,10 +107,12 @@ pub(crate) const URI: usize = 2;
 pub(crate) const VERSION: usize = 3;
 /// `id`.
 pub(crate) const ID: usize = 4;
+/// `params.taskId`: the task of `tasks/get`, `tasks/update` and `tasks/cancel`.
+pub(crate) const TASK_ID: usize = 5;
 
 impl Plan {
-    /// A plan that reads `method`, `params.name`, `params.uri`, the protocol version in `params._meta` and `id`,
-    /// plus the given pointers (slots 5, 6, ...).
+    /// A plan that reads `method`, `params.name`, `params.uri`, the protocol version in `params._meta`, `id` and
+    /// `params.taskId`, plus the given pointers (slots 6, 7, ...).
     pub(crate) fn new(pointers: &[Pointer]) -> Self {
         let mut plan = Self::default();
         plan.add(&["method".to_owned()]);
@@ -122,6 +124,7 @@ impl Plan {
             "io.modelcontextprotocol/protocolVersion".to_owned(),
         ]);
         plan.add(&["id".to_owned()]);
+        plan.add(&["params".to_owned(), "taskId".to_owned()]);
         for pointer in pointers {
             plan.add(&pointer.0);
         }

@@ -20,7 +20,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::SiteBody;
-use crate::jsonrpc::{BodyError, Found, ID, METHOD, NAME, Plan, Pointer, URI, VERSION};
+use crate::jsonrpc::{BodyError, Found, ID, METHOD, NAME, Plan, Pointer, TASK_ID, URI, VERSION};
 use crate::mirror::{self, Mirrored, ParamHeader};
 use crate::resolve::{ResolveSite, ResolveSiteGrants};
 use crate::sources::{PathTemplate, header_name, is_ambiguous_path};
@@ -656,6 +656,8 @@ fn read_call(
     };
     let mirrored = Mirrored {
         method,
+        request: found[ID].is_some(),
+        task: found[TASK_ID].as_ref(),
         name: found[NAME].as_ref(),
         uri: found[URI].as_ref(),
         version: found[VERSION].as_ref(),

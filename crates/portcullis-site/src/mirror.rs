@@ -3,15 +3,16 @@
 //! "Any server that processes the message body MUST validate" them (transport, "Request Metadata"): a load
 //! balancer may route on the header while the MCP server acts on the body, so the two must say the same thing.
 //! The rules:
-//! - `Mcp-Method` equals `method`; `Mcp-Name` equals `params.name` (`tools/call`, `prompts/get`) or `params.uri`
-//!   (`resources/read`); `MCP-Protocol-Version` equals `params._meta["io.modelcontextprotocol/protocolVersion"]`
+//! - `Mcp-Method` equals `method`; `Mcp-Name` equals `params.name` (`tools/call`, `prompts/get`), `params.uri`
+//!   (`resources/read`) or `params.taskId` (`tasks/get`, `tasks/update`, `tasks/cancel`); `MCP-Protocol-Version` equals `params._meta["io.modelcontextprotocol/protocolVersion"]`
 //!   when the body has it; each recognised `Mcp-Param-{Name}` equals the argument it mirrors.
 //! - `Mcp-Name` and `Mcp-Param-*` values may be `=?base64?...?=` (the UTF-8 of the value): decoded before they are
 //!   compared. Numbers compare numerically (`42` and `42.0`), booleans as `true` / `false`.
 //! - A header sent twice, a value that is not visible ASCII, bad base64 or not UTF-8, or a header with nothing in
 //!   the body to mirror is refused.
-//! - A client that declares protocol 2026-07-28 or later must send every header whose body value is there; earlier
-//!   clients send none of them and keep working.
+//! - A client that declares protocol 2026-07-28 or later must send, with every request (a message with an `id`),
+//!   each header whose body value is there; its notifications' headers are checked when sent. Earlier clients send
+//!   none of them and keep working.
 //!
 //! A refusal names the header, never a value from the request.
 
@@ -83,6 +84,10 @@ impl ParamHeader {
 /// What of the body the headers are checked against.
 pub(crate) struct Mirrored<'a, 'b, P> {
     pub(crate) method: Option<&'a str>,
+    /// Whether the message is a request (it has an `id`): only requests must carry `Mcp-Method` and `Mcp-Name`;
+    /// a notification's headers are checked when sent.
+    pub(crate) request: bool,
+    pub(crate) task: Option<&'a Found<'b>>,
     pub(crate) name: Option<&'a Found<'b>>,
     pub(crate) uri: Option<&'a Found<'b>>,
     pub(crate) version: Option<&'a Found<'b>>,
@@ -220,6 +225,8 @@ where
         _ => {}
     }
     let modern = body_version.or(header_version).is_some_and(mirrors);
+    // What must be sent, not only agree when sent: a modern client's requests.
+    let required = modern && body.request;
 
     // Mcp-Method: never encoded.
     let (name, label) = &MCP_METHOD;
@@ -229,24 +236,25 @@ where
     match (method, body.method) {
         (Some(h), Some(b)) if h != b => return Err(mismatch(label, Problem::Differs, "method")),
         (Some(_), None) => return Err(mismatch(label, Problem::Unexpected, "method")),
-        (None, Some(_)) if modern => return Err(mismatch(label, Problem::Missing, "method")),
+        (None, Some(_)) if required => return Err(mismatch(label, Problem::Missing, "method")),
         _ => {}
     }
 
-    // Mcp-Name: the tool or prompt name, or the resource URI.
+    // Mcp-Name: the tool or prompt name, the resource URI, or the task id.
     let (field, value) = match body.method {
         Some("tools/call" | "prompts/get") => ("params.name", body.name),
         Some("resources/read") => ("params.uri", body.uri),
-        _ => ("params.name or params.uri", None),
+        Some("tasks/get" | "tasks/update" | "tasks/cancel") => ("params.taskId", body.task),
+        _ => ("params.name, params.uri or params.taskId", None),
     };
     let (name, label) = &MCP_NAME;
-    compare(headers, (name, label), field, value, modern)?;
+    compare(headers, (name, label), field, value, required)?;
 
     // The recognised Mcp-Param-* headers: a missing one is a mismatch only for tools/call, whose arguments the
     // tool's `x-mcp-header` annotations name.
     let tool_call = body.method == Some("tools/call");
     for (param, value) in body.params {
-        let required = modern && tool_call;
+        let required = required && tool_call;
         compare(
             headers,
             (&param.name, &param.label),

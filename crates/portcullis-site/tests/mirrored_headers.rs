@@ -501,3 +501,62 @@ async fn an_unrecognised_param_header_is_forwarded_untouched() {
     .await;
     outcome.assert_bound(body.as_bytes(), "site-a", "unrecognised param header");
 }
+
+#[tokio::test]
+async fn a_current_clients_notifications_need_no_headers_but_must_agree_when_they_send_them() {
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/cancelled",
+        "params": {"requestId": 3, "_meta": {"io.modelcontextprotocol/protocolVersion": CURRENT}}})
+    .to_string();
+    let version: (&str, &[u8]) = ("MCP-Protocol-Version", CURRENT.as_bytes());
+    send(mirroring(), post_with(&note, &[version]))
+        .await
+        .assert_unbound(note.as_bytes(), "notification without Mcp-Method");
+    send(
+        mirroring(),
+        post_with(
+            &note,
+            &[version, ("Mcp-Method", b"notifications/cancelled")],
+        ),
+    )
+    .await
+    .assert_unbound(note.as_bytes(), "notification with its Mcp-Method");
+    send(
+        mirroring(),
+        post_with(&note, &[version, ("Mcp-Method", b"tools/call")]),
+    )
+    .await
+    .assert_mismatch(
+        "Mcp-Method",
+        &Value::Null,
+        "notification with another Mcp-Method",
+    );
+}
+
+#[tokio::test]
+async fn mcp_name_mirrors_the_task_id_of_task_requests() {
+    for method in ["tasks/get", "tasks/update", "tasks/cancel"] {
+        let body =
+            json!({"jsonrpc": "2.0", "id": 4, "method": method, "params": {"taskId": "task-9",
+            "_meta": {"io.modelcontextprotocol/protocolVersion": CURRENT}}})
+            .to_string();
+        let headers = |name: &'static [u8]| -> Vec<(&'static str, &'static [u8])> {
+            let mut headers = vec![
+                ("MCP-Protocol-Version", CURRENT.as_bytes()),
+                ("Mcp-Method", method.as_bytes()),
+            ];
+            if !name.is_empty() {
+                headers.push(("Mcp-Name", name));
+            }
+            headers
+        };
+        send(mirroring(), post_with(&body, &headers(b"task-9")))
+            .await
+            .assert_unbound(body.as_bytes(), method);
+        send(mirroring(), post_with(&body, &headers(b"task-8")))
+            .await
+            .assert_mismatch("Mcp-Name", &json!(4), method);
+        send(mirroring(), post_with(&body, &headers(b"")))
+            .await
+            .assert_mismatch("Mcp-Name", &json!(4), method);
+    }
+}
