@@ -1,6 +1,9 @@
-// The official MCP TypeScript SDK client (`@modelcontextprotocol/sdk`), headless, against a protected MCP server.
+// The official MCP TypeScript SDK clients, headless, against a protected MCP server.
 //
 //   node client.mjs SERVER_URL [ISSUER]      e.g. node client.mjs http://127.0.0.1:8080/mcp http://127.0.0.1:9000
+//
+// Runs with the SDK's 1.x client (`@modelcontextprotocol/sdk`) or its 2.x client (`@modelcontextprotocol/client`,
+// probing for 2026-07-28 and speaking it where the server does); see `loadSdk`.
 //
 // Checks, one line each (`ok - <name>` / `not ok - <name>: <reason>`), then `N passed, M failed`:
 //   - an unauthenticated request gets 401 with `WWW-Authenticate: Bearer resource_metadata="..."` and no `error`
@@ -11,17 +14,50 @@
 //     and consent form (the user allows `mcp:read` only), the SDK exchanges the code and calls `whoami`; then
 //     `create_page` gets 403 `insufficient_scope`, the SDK steps up (the user allows what is asked), and the call
 //     succeeds with the new token.
+//   - the tools/call went out with the 2026-07-28 headers (`Mcp-Method`, `Mcp-Name`, `MCP-Protocol-Version` equal to
+//     the body's) where the client speaks that revision, and without them elsewhere
+//   - a tools/call whose `Mcp-Name` the client's fetch rewrites gets 400 with the JSON-RPC error -32020 and the
+//     stack's reason `header_mismatch`, to the request's id: the stack answered, the MCP server never saw it
 //
 // `run.mjs` imports `sdkChecks` and reports through its own reporter.
 
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import {
-  UnauthorizedError,
-  discoverAuthorizationServerMetadata,
-  discoverOAuthProtectedResourceMetadata,
-} from '@modelcontextprotocol/sdk/client/auth.js';
 import { pathToFileURL } from 'node:url';
+
+/** The SDK client majors the checks run with. */
+export const SDK_MAJORS = ['1', '2'];
+
+/**
+ * What the checks use of one SDK major: 1.x (`@modelcontextprotocol/sdk`) or 2.x (`@modelcontextprotocol/client`,
+ * which speaks 2026-07-28: stateless requests with `Mcp-Method` / `Mcp-Name` mirrored from the body).
+ */
+export async function loadSdk(major) {
+  if (major === '1') {
+    const { Client } = await import('@modelcontextprotocol/sdk/client/index.js');
+    const { StreamableHTTPClientTransport } = await import('@modelcontextprotocol/sdk/client/streamableHttp.js');
+    const auth = await import('@modelcontextprotocol/sdk/client/auth.js');
+    return {
+      label: '1.x',
+      major,
+      Client,
+      StreamableHTTPClientTransport,
+      UnauthorizedError: auth.UnauthorizedError,
+      discoverAuthorizationServerMetadata: auth.discoverAuthorizationServerMetadata,
+      discoverOAuthProtectedResourceMetadata: auth.discoverOAuthProtectedResourceMetadata,
+    };
+  }
+  const sdk = await import('@modelcontextprotocol/client');
+  return {
+    label: '2.x',
+    major,
+    // Probe for 2026-07-28 (`server/discover`) and speak it where the server does; the default is 'legacy'.
+    clientOptions: { versionNegotiation: { mode: 'auto' } },
+    Client: sdk.Client,
+    StreamableHTTPClientTransport: sdk.StreamableHTTPClientTransport,
+    UnauthorizedError: sdk.UnauthorizedError,
+    discoverAuthorizationServerMetadata: sdk.discoverAuthorizationServerMetadata,
+    discoverOAuthProtectedResourceMetadata: sdk.discoverOAuthProtectedResourceMetadata,
+  };
+}
 
 export const SITE = 'site-a';
 const REDIRECT_URL = 'http://127.0.0.1:9/callback';
@@ -67,15 +103,34 @@ export function decodeJwt(token) {
   return { header, payload };
 }
 
-/** A fetch that records every response's status and `WWW-Authenticate` header. */
-function recordingFetch(log) {
+/**
+ * A fetch that records every exchange: the request's method, MCP headers and JSON-RPC body, the response's status,
+ * `WWW-Authenticate` and (for a JSON answer) body. `tamper(headers, body)` may change the request's headers first.
+ */
+function recordingFetch(log, tamper) {
   return async (url, init) => {
-    const res = await fetch(url, init);
+    const headers = new Headers(init?.headers);
+    let body;
+    try {
+      body = typeof init?.body === 'string' ? JSON.parse(init.body) : undefined;
+    } catch {
+      body = undefined;
+    }
+    if (tamper) tamper(headers, body);
+    const res = await fetch(url, { ...init, headers });
+    const json = (res.headers.get('content-type') ?? '').startsWith('application/json')
+      ? await res.clone().json().catch(() => undefined)
+      : undefined;
     log.push({
       url: String(url),
       method: init?.method ?? 'GET',
+      mcpMethod: headers.get('mcp-method'),
+      mcpName: headers.get('mcp-name'),
+      protocolVersion: headers.get('mcp-protocol-version'),
+      body,
       status: res.status,
       wwwAuthenticate: res.headers.get('www-authenticate'),
+      json,
     });
     return res;
   };
@@ -181,12 +236,18 @@ export class ScriptedUserClient extends MemoryProvider {
     if (error) throw new Error(`authorization failed: ${error} ${back.searchParams.get('error_description') ?? ''}`);
     this.pendingCode = back.searchParams.get('code');
     if (!this.pendingCode) throw new Error('no code in the redirect');
+    this.pendingCallback = back.searchParams;
   }
   takeCode() {
     const code = this.pendingCode;
     this.pendingCode = undefined;
     if (!code) throw new Error('the SDK did not start an authorization');
     return code;
+  }
+  /** The whole callback (`code`, `state`, and the RFC 9207 `iss` that the 2.x SDK checks). */
+  takeCallback() {
+    this.takeCode();
+    return this.pendingCallback;
   }
 }
 
@@ -245,30 +306,35 @@ function toolResult(result) {
 const scopeList = (scopes) =>
   (Array.isArray(scopes) ? scopes : String(scopes ?? '').split(/[ ,]+/)).filter(Boolean).sort();
 
-async function connect(serverUrl, provider, fetchLog) {
-  const transport = new StreamableHTTPClientTransport(new URL(serverUrl), {
+async function connect(sdk, serverUrl, provider, fetchLog, tamper) {
+  const transport = new sdk.StreamableHTTPClientTransport(new URL(serverUrl), {
     authProvider: provider,
-    fetch: recordingFetch(fetchLog),
+    fetch: recordingFetch(fetchLog, tamper),
   });
-  const client = new Client({ name: 'portcullis-interop', version: '0.0.0' });
+  const client = new sdk.Client({ name: 'portcullis-interop', version: '0.0.0' }, sdk.clientOptions);
   await client.connect(transport);
   return { client, transport };
 }
 
+/** Hands the scripted user's answer to the SDK: the code (1.x), or the whole callback with `iss` (2.x). */
+async function finishAuth(sdk, transport, provider) {
+  await transport.finishAuth(sdk.major === '1' ? provider.takeCode() : provider.takeCallback());
+}
+
 /** Connects, finishing an authorization-code flow when the SDK starts one. */
-async function connectWithLogin(serverUrl, provider, fetchLog) {
+async function connectWithLogin(sdk, serverUrl, provider, fetchLog) {
   try {
-    return await connect(serverUrl, provider, fetchLog);
+    return await connect(sdk, serverUrl, provider, fetchLog);
   } catch (err) {
-    if (!(err instanceof UnauthorizedError)) throw err;
+    if (!(err instanceof sdk.UnauthorizedError)) throw err;
   }
   // The SDK registered, built the authorization URL (PKCE) and "redirected"; the scripted user answered.
-  const transport = new StreamableHTTPClientTransport(new URL(serverUrl), {
+  const transport = new sdk.StreamableHTTPClientTransport(new URL(serverUrl), {
     authProvider: provider,
     fetch: recordingFetch(fetchLog),
   });
-  await transport.finishAuth(provider.takeCode());
-  const client = new Client({ name: 'portcullis-interop', version: '0.0.0' });
+  await finishAuth(sdk, transport, provider);
+  const client = new sdk.Client({ name: 'portcullis-interop', version: '0.0.0' }, sdk.clientOptions);
   await client.connect(transport);
   return { client, transport };
 }
@@ -277,7 +343,9 @@ async function connectWithLogin(serverUrl, provider, fetchLog) {
  * The SDK checks against one server. `expect.jwt` says whether its tokens are JWTs (`at+jwt`, `aud` = resource).
  * Returns the providers, so that the caller can reuse their registrations and tokens.
  */
-export async function sdkChecks(report, { serverUrl, issuer, jwt = true }) {
+export async function sdkChecks(report, { serverUrl, issuer, jwt = true, sdk, modern = false }) {
+  sdk ??= await loadSdk('1');
+  const { UnauthorizedError, discoverAuthorizationServerMetadata, discoverOAuthProtectedResourceMetadata } = sdk;
   // 1. The 401, as any client first sees it.
   const metadataUrl = await report.check('unauthenticated request gets 401 with resource_metadata', async () => {
     const res = await fetch(serverUrl, {
@@ -333,10 +401,12 @@ export async function sdkChecks(report, { serverUrl, issuer, jwt = true }) {
   const cc = new ClientCredentialsClient({ scope: 'mcp:read' });
   const ccLog = [];
   const ccSession = await report.check('client credentials: 401, discovery, registration, token', async () => {
-    const session = await connect(serverUrl, cc, ccLog);
+    const session = await connect(sdk, serverUrl, cc, ccLog);
     assert(ccLog.some((r) => r.status === 401 && r.url === serverUrl), 'the SDK never saw a 401');
     assert(cc.registrations === 1, `registrations ${cc.registrations}`);
-    checkToken(cc.tokens(), 'mcp:read');
+    // 1.x asks for the scope the client registered with; 2.x for the scopes the 401 challenge names (the
+    // resource's scopes_supported).
+    checkToken(cc.tokens(), sdk.major === '1' ? 'mcp:read' : 'mcp:read mcp:write');
     return session;
   });
   if (ccSession) {
@@ -346,7 +416,51 @@ export async function sdkChecks(report, { serverUrl, issuer, jwt = true }) {
       assert(who.siteId === SITE, `site ${who.siteId}`);
       assert(who.authorizationForwarded !== true, 'the Authorization header reached the upstream');
     });
+    const era = modern ? 'as 2026-07-28, with the mirrored headers' : 'as an earlier revision, without them';
+    await report.check(`the tools/call went out ${era}`, async () => {
+      const call = ccLog.find((r) => r.body?.method === 'tools/call' && r.status === 200);
+      assert(call, 'no successful tools/call was recorded');
+      const meta = call.body.params?._meta?.['io.modelcontextprotocol/protocolVersion'];
+      const seen = `MCP-Protocol-Version ${call.protocolVersion}, _meta version ${meta}, Mcp-Method ${call.mcpMethod}, Mcp-Name ${call.mcpName}`;
+      assert((meta === '2026-07-28') === modern, seen);
+      if (modern) {
+        // A 2026-07-28 request: the mirrored headers, which the stack checked against the body.
+        assert(call.mcpMethod === 'tools/call', `Mcp-Method ${call.mcpMethod}`);
+        assert(call.mcpName === 'whoami', `Mcp-Name ${call.mcpName}`);
+        assert(call.protocolVersion === meta, `MCP-Protocol-Version ${call.protocolVersion}`);
+      } else {
+        // An earlier revision: none of the 2026-07-28 headers.
+        assert(call.mcpMethod === null && call.mcpName === null, `Mcp-Method ${call.mcpMethod}, Mcp-Name ${call.mcpName}`);
+      }
+    });
     await ccSession.client.close().catch(() => {});
+
+    // The same client whose fetch rewrites Mcp-Name on tools/call: the stack refuses it before the MCP server.
+    const tamperedLog = [];
+    await report.check('an Mcp-Name that disagrees with the body gets 400 -32020 from the stack', async () => {
+      const tamper = (headers, body) => {
+        if (body?.method === 'tools/call') headers.set('mcp-name', `not-${body.params?.name}`);
+      };
+      const session = await connect(sdk, serverUrl, cc, tamperedLog, tamper);
+      try {
+        let failed = false;
+        try {
+          await session.client.callTool({ name: 'whoami', arguments: { cloudId: SITE } });
+        } catch {
+          failed = true;
+        }
+        assert(failed, 'the call succeeded');
+      } finally {
+        await session.client.close().catch(() => {});
+      }
+      const refused = tamperedLog.find((r) => r.body?.method === 'tools/call');
+      assert(refused, 'the tools/call was never sent');
+      assert(refused.status === 400, `HTTP ${refused.status}`);
+      assert(refused.json?.error?.code === -32020, `body ${JSON.stringify(refused.json)}`);
+      // Answered by Portcullis (its typed reason), so the request stopped in the stack.
+      assert(refused.json?.error?.data?.reason === 'header_mismatch', `body ${JSON.stringify(refused.json)}`);
+      assert(refused.json?.id === refused.body.id, `id ${refused.json?.id}, sent ${refused.body.id}`);
+    });
   }
 
   // 4. Authorization code + PKCE, with step-up.
@@ -357,7 +471,7 @@ export async function sdkChecks(report, { serverUrl, issuer, jwt = true }) {
   });
   const userLog = [];
   const userSession = await report.check('authorization code + PKCE: registration, scripted login, token', async () => {
-    const session = await connectWithLogin(serverUrl, user, userLog);
+    const session = await connectWithLogin(sdk, serverUrl, user, userLog);
     assert(user.registrations === 1, `registrations ${user.registrations}`);
     assert(user.rounds.length === 1, `authorizations ${user.rounds.length}`);
     assert(user.rounds[0].pkce === 'S256', `code_challenge_method ${user.rounds[0].pkce}`);
@@ -381,7 +495,7 @@ export async function sdkChecks(report, { serverUrl, issuer, jwt = true }) {
       } catch (err) {
         if (!(err instanceof UnauthorizedError)) throw err;
         // The SDK saw the 403, asked for the scope it names, and "redirected": finish and call again.
-        await userSession.transport.finishAuth(user.takeCode());
+        await finishAuth(sdk, userSession.transport, user);
         result = await call();
       }
       const forbidden = userLog.find((r) => r.status === 403);

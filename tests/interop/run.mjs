@@ -11,13 +11,15 @@
 //    simple MCP upstream (`upstream.mjs`), the gateway in front of it with JWT access tokens, and a second gateway
 //    for a second resource whose tokens are opaque (RFC 7662 introspection). The example and the JWT gateway know
 //    only the issuer URL: keys come through discovery.
-// 4. The SDK checks (`client.mjs`) against the example and the JWT gateway, then negative runs with real tokens:
+// 4. The SDK checks (`client.mjs`), with the SDK's 1.x client and its 2.x client (`@modelcontextprotocol/client`,
+//    which speaks 2026-07-28 with its mirrored request headers), against the example and the JWT gateway, then
+//    negative runs with real tokens:
 //    another resource's token (401), another site's token (403), an opaque token (allowed) and after revocation
 //    (401 once the introspection cache entry has expired, 60 s), expired tokens.
 // 5. Stops every process (also on failure or a signal); prints `N passed, M failed`; exits 1 if anything failed.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -135,13 +137,15 @@ const tmp = mkdtempSync(path.join(os.tmpdir(), 'portcullis-interop-'));
 
 async function main() {
   step = 'npm ci';
-  if (!existsSync(path.join(here, 'node_modules'))) {
-    console.log('# npm ci (node_modules is missing)');
+  const pkg = JSON.parse(readFileSync(path.join(here, 'package.json'), 'utf8'));
+  const missing = Object.keys(pkg.dependencies).filter((name) => !existsSync(path.join(here, 'node_modules', name)));
+  if (missing.length) {
+    console.log(`# npm ci (node_modules lacks ${missing.join(', ')})`);
     const npm = spawnSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: here, stdio: ['ignore', 2, 2] });
     if (npm.status !== 0) throw new Error(`npm ci failed (exit ${npm.status ?? npm.error})`);
   }
   const client = await import('./client.mjs');
-  const { assert, createReporter, decodeJwt, sdkChecks, SITE } = client;
+  const { assert, createReporter, decodeJwt, loadSdk, sdkChecks, SITE, SDK_MAJORS } = client;
   report = createReporter();
 
   step = 'cargo build';
@@ -366,15 +370,21 @@ upstream = "http://127.0.0.1:${upstreamPort}"
   // The official SDK client against the example and the gateway.
   // --------------------------------------------------------------------------------------------------------------
 
-  for (const [label, serverUrl] of [
-    ['axum_mcp', axumResource],
-    ['gateway', gatewayResource],
-  ]) {
-    step = `SDK client against ${label}`;
-    console.log(`# ${step} (${serverUrl})`);
-    const prefixed = createReporter(`${label}: `);
-    await sdkChecks(prefixed, { serverUrl, issuer });
-    for (const r of prefixed.results) report.results.push(r);
+  for (const major of SDK_MAJORS) {
+    const sdk = await loadSdk(major);
+    for (const [label, serverUrl] of [
+      ['axum_mcp', axumResource],
+      ['gateway', gatewayResource],
+    ]) {
+      step = `SDK ${sdk.label} client against ${label}`;
+      console.log(`# ${step} (${serverUrl})`);
+      const prefixed = createReporter(`SDK ${sdk.label}, ${label}: `);
+      // The 2.x client speaks 2026-07-28 where the server does: the example (rmcp 3.11) does, the gateway's
+      // upstream (the 1.x SDK's server) does not.
+      const modern = sdk.major === '2' && label === 'axum_mcp';
+      await sdkChecks(prefixed, { serverUrl, issuer, sdk, modern });
+      for (const r of prefixed.results) report.results.push(r);
+    }
   }
 
   // --------------------------------------------------------------------------------------------------------------
