@@ -4,6 +4,7 @@
 //! ```text
 //! portcullis serve --config portcullis.toml   # the gateway
 //! portcullis check-config portcullis.toml     # OK, or the key that is wrong and why (exit code 1)
+//! portcullis check-config --online portcullis.toml  # and ask each issuer for its metadata and keys
 //! portcullis hash-token < token.txt           # the digest line for the API-token file store
 //! portcullis demo                             # everything on this machine, with commands to try
 //! ```
@@ -52,6 +53,9 @@ enum Command {
         /// The configuration file.
         #[arg(value_name = "FILE")]
         file: PathBuf,
+        /// Also ask each issuer: its discovery document must name it exactly, and its key set must hold a key.
+        #[arg(long)]
+        online: bool,
     },
     /// Read one token on standard input; print the line that stores its digest in an API-token file.
     HashToken {
@@ -67,7 +71,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve { config } => run_async(serve(config)),
-        Command::CheckConfig { file } => check_config(&file),
+        Command::CheckConfig { file, online } => check_config(&file, online),
         Command::HashToken { service_account } => hash_token(service_account),
         Command::Demo(args) => run_async(demo::run(args)),
     }
@@ -102,13 +106,21 @@ fn load(path: &Path) -> Result<(GatewayFile, portcullis::Portcullis), String> {
     Ok((file, portcullis))
 }
 
-fn check_config(path: &Path) -> ExitCode {
+fn check_config(path: &Path, online: bool) -> ExitCode {
     // Building the stack needs no network, but some parts expect to be created inside a runtime.
     let checked = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))
-        .and_then(|runtime| runtime.block_on(async { load(path) }));
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let loaded = load(path)?;
+                if online {
+                    probe_issuers(path, &loaded.0).await?;
+                }
+                Ok(loaded)
+            })
+        });
     match checked {
         Ok((file, portcullis)) => {
             println!(
@@ -125,6 +137,36 @@ fn check_config(path: &Path) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `check-config --online`: asks every `[[issuer]]` for its discovery document and key set; the first problem,
+/// with the TOML key to change.
+async fn probe_issuers(path: &Path, file: &GatewayFile) -> Result<(), String> {
+    let fetcher = portcullis::lookup::HttpFetcher::new()
+        .map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+    for (at, entry) in file.stack.issuer.iter().enumerate() {
+        let issuer = match &entry.jwks_uri {
+            Some(uri) => portcullis_token::Issuer::with_jwks_uri(&entry.issuer, uri),
+            None => portcullis_token::Issuer::discover(&entry.issuer),
+        }
+        .map_err(|e| format!("invalid configuration {}: {e}", path.display()))?;
+        match issuer.probe(&fetcher).await {
+            Ok((jwks_uri, keys)) => {
+                println!(
+                    "issuer {}: key set {jwks_uri}, {keys} usable key(s)",
+                    entry.issuer
+                );
+            }
+            Err(problem) => {
+                return Err(format!(
+                    "{}: `issuer[{at}].issuer` ({}): {problem}",
+                    path.display(),
+                    entry.issuer
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn hash_token(service_account: bool) -> ExitCode {

@@ -391,3 +391,80 @@ fn the_lines_it_prints_make_a_token_file_that_the_gateway_accepts() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// `check-config --online` on `text`, run off the test's runtime so that a mock server on it can answer.
+async fn check_online(dir: &TempDir, text: &str) -> Output {
+    let path = dir.write("online.toml", text);
+    tokio::task::spawn_blocking(move || {
+        Command::new(BIN)
+            .args(["check-config", "--online"])
+            .arg(&path)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run check-config --online")
+    })
+    .await
+    .expect("joined")
+}
+
+/// The valid configuration with `issuer` as the one issuer and authorization server.
+fn with_issuer(issuer: &str) -> String {
+    config(&[
+        ("", &format!("authorization_servers = [\"{issuer}\"]")),
+        ("[issuer]", &format!("issuer = \"{issuer}\"")),
+    ])
+}
+
+#[tokio::test]
+async fn check_config_online_asks_each_issuer_for_its_metadata_and_keys() {
+    let dir = TempDir::new("online");
+    let key = portcullis_test_support::jwt::rsa1("k1");
+    let auth = portcullis_test_support::MockAuthServer::with_keys(&[&key]).await;
+    let issuer = auth.issuer();
+
+    // The issuer as its metadata names it: OK, with the key set and its keys.
+    let output = check_online(&dir, &with_issuer(&issuer)).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!("issuer {issuer}: key set ")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("OK"), "{stdout}");
+
+    // The same issuer with a trailing slash: its metadata names it without one, which clients reject.
+    let output = check_online(&dir, &with_issuer(&format!("{issuer}/"))).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("`issuer[0].issuer`"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("names the issuer \"{issuer}\"")),
+        "{stderr}"
+    );
+
+    // Offline, the same file passes: the check needs the network.
+    let output = check_config(&dir.write("offline.toml", &with_issuer(&format!("{issuer}/"))));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // A key set without a usable key.
+    auth.set_jwks(serde_json::json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}));
+    let output = check_online(&dir, &with_issuer(&issuer)).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no usable signing key"), "{stderr}");
+
+    // An issuer that does not answer.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let output = check_online(&dir, &with_issuer(&format!("http://127.0.0.1:{closed}"))).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no discovery document"), "{stderr}");
+}

@@ -93,6 +93,59 @@ impl Issuer {
         &self.issuer
     }
 
+    /// Asks the issuer now, as `portcullis check-config --online` does: its discovery document (RFC 8414, then
+    /// OpenID Connect) must be reachable and name exactly this issuer (clients reject metadata whose `issuer`
+    /// differs from the URL they derived it from, a trailing slash included), and its key set must hold at least
+    /// one usable key. Returns the JWKS URI and the number of usable keys.
+    ///
+    /// # Errors
+    /// What is wrong, for a person to read: no discovery document, one that names another issuer, no `jwks_uri`,
+    /// or a key set that cannot be fetched or holds no usable key.
+    pub async fn probe(&self, fetcher: &HttpFetcher) -> Result<(String, usize), String> {
+        let mut found = None;
+        let mut problems = Vec::new();
+        for url in self.discovery_urls() {
+            match fetcher.get_json::<Metadata>(&url).await {
+                Ok(doc) if doc.value.issuer == self.issuer => {
+                    found = Some(doc.value);
+                    break;
+                }
+                Ok(doc) => {
+                    return Err(format!(
+                        "the discovery document at {url} names the issuer {:?}, not {:?}: write the issuer exactly \
+                         as the document does (clients reject the difference)",
+                        doc.value.issuer, self.issuer
+                    ));
+                }
+                Err(err) => problems.push(format!("{url}: {err}")),
+            }
+        }
+        let jwks_uri = match (&self.source, found) {
+            (KeySource::JwksUri(uri), _) => uri.clone(),
+            (KeySource::Discovery, Some(doc)) => doc
+                .jwks_uri
+                .ok_or_else(|| "the discovery document has no jwks_uri".to_owned())?,
+            (KeySource::Discovery, None) => {
+                return Err(format!("no discovery document: {}", problems.join("; ")));
+            }
+        };
+        let keys = fetcher
+            .get_json::<RawJwks>(&jwks_uri)
+            .await
+            .map_err(|err| format!("the key set at {jwks_uri}: {err}"))?
+            .value
+            .keys
+            .into_iter()
+            .filter_map(parse_key)
+            .count();
+        if keys == 0 {
+            return Err(format!(
+                "the key set at {jwks_uri} holds no usable signing key"
+            ));
+        }
+        Ok((jwks_uri, keys))
+    }
+
     /// The RFC 8414 and OIDC discovery URLs, in the order they are tried.
     fn discovery_urls(&self) -> [String; 2] {
         let trimmed = self.issuer.trim_end_matches('/');
