@@ -320,6 +320,50 @@ async fn every_printed_command_shows_the_outcome_it_announces() {
     assert_eq!(claims["scope"], "mcp:read mcp:write");
     assert_eq!(claims["sites"], serde_json::json!(["site-a"]));
     assert_eq!(claims["aud"], resource.as_str());
+
+    // A browser-based client on this machine (another loopback port) passes the preflight and the Origin check;
+    // another site's page does not.
+    let preflight = |origin: &str| {
+        Request::builder()
+            .method("OPTIONS")
+            .uri(&resource)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type,mcp-method",
+            )
+            .body(empty())
+            .expect("request")
+    };
+    let local = send(preflight("http://localhost:6274")).await;
+    assert_eq!(
+        local.header("access-control-allow-origin").as_deref(),
+        Some("http://localhost:6274")
+    );
+    let tools_from = |origin: &str| {
+        Request::post(&resource)
+            .header("authorization", authorization)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("origin", origin)
+            .body(full(
+                r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#.to_owned(),
+            ))
+            .expect("request")
+    };
+    assert_eq!(
+        send(tools_from("http://127.0.0.1:6274")).await.status,
+        StatusCode::OK
+    );
+    let elsewhere = send(preflight("https://evil.example")).await;
+    assert_eq!(elsewhere.header("access-control-allow-origin"), None);
+    let refused = send(tools_from("https://evil.example")).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text());
+    assert_eq!(
+        refused.json()["error"]["data"]["reason"],
+        "origin_not_allowed"
+    );
 }
 
 #[test]
