@@ -338,7 +338,7 @@ async fn every_printed_command_shows_the_outcome_it_announces() {
     };
     let local = send(preflight("http://localhost:6274")).await;
     assert_eq!(
-        local.header("access-control-allow-origin").as_deref(),
+        local.header("access-control-allow-origin"),
         Some("http://localhost:6274")
     );
     let tools_from = |origin: &str| {
