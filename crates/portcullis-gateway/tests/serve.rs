@@ -459,6 +459,71 @@ async fn origins_are_checked_before_the_credential_and_cors_follows_the_same_lis
 }
 
 #[tokio::test]
+async fn the_scope_hierarchy_and_challenge_scopes_of_the_file_decide_at_the_gateway() {
+    use portcullis_test_support::{MockAuthServer, jwt};
+
+    let key = jwt::rsa1("k1");
+    let auth = MockAuthServer::with_keys(&[&key]).await;
+    let (upstream, calls) = echo_upstream().await;
+    let gateway = Gateway::start_with(
+        upstream,
+        "",
+        &format!(
+            "[[issuer]]\nissuer = \"{}\"\njwks_uri = \"{}\"\n\
+             [scopes.routes]\n\"/echo\" = [\"mcp:read\"]\n\
+             [scopes.implies]\n\"mcp:write\" = [\"mcp:read\"]\n\"mcp:admin\" = [\"mcp:write\"]\n",
+            auth.issuer(),
+            auth.jwks_uri()
+        ),
+    )
+    .await;
+    let token = |scope: &str| {
+        let now = jwt::now();
+        jwt::sign(
+            &key,
+            jwt::header(&key),
+            json!({"iss": auth.issuer(), "sub": "user-1", "aud": "http://127.0.0.1/mcp",
+                "scope": scope, "iat": now, "exp": now + 300}),
+        )
+    };
+    let get = |scope: &str| {
+        Request::builder()
+            .method("GET")
+            .uri(gateway.url("/echo"))
+            .header("authorization", format!("Bearer {}", token(scope)))
+            .body(empty())
+            .expect("request")
+    };
+    for (scope, passes) in [
+        ("mcp:read", true),
+        ("mcp:write", true),
+        ("mcp:admin", true),
+        ("other", false),
+    ] {
+        let before = calls.load(Ordering::SeqCst);
+        let reply = send(get(scope)).await;
+        assert_eq!(
+            reply.status == StatusCode::OK,
+            passes,
+            "{scope}: {}",
+            reply.text()
+        );
+        assert_eq!(
+            calls.load(Ordering::SeqCst) - before,
+            usize::from(passes),
+            "{scope}"
+        );
+        if !passes {
+            assert_eq!(reply.status, StatusCode::FORBIDDEN);
+            let challenge = reply.headers["www-authenticate"].to_str().expect("ascii");
+            // The scope the route needs, not the broader ones that would also do.
+            assert!(challenge.contains("scope=\"mcp:read\""), "{challenge}");
+            assert!(!challenge.contains("mcp:admin"), "{challenge}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn an_upstream_that_is_down_is_answered_502_at_once() {
     let gateway = Gateway::start(closed_port().await, "").await;
 
