@@ -191,12 +191,12 @@ impl<'a> Expect<'a> {
     pub fn check_case(&self, response: &RawResponse, metadata_url: &str, case: &str) {
         assert_eq!(response.status, self.status, "{case}: {response:?}");
         if let Some(reason) = self.reason {
-            assert_eq!(
-                response.json()["reason"].as_str(),
-                Some(reason),
-                "{case}: {}",
-                response.body
-            );
+            // A JSON-RPC error answer carries the reason in its `data`.
+            let json = response.json();
+            let found = json["reason"]
+                .as_str()
+                .or_else(|| json["error"]["data"]["reason"].as_str());
+            assert_eq!(found, Some(reason), "{case}: {}", response.body);
         }
         self.www_authenticate
             .check(response.header("www-authenticate"), metadata_url);

@@ -571,7 +571,11 @@ mod plain_hyper {
             &http_post("/mcp", Some(&bearer(KEY_AB)), body),
         )
         .await;
-        assert_rejected(&response, 400, "invalid_request");
+        // A JSON-RPC parse error, with no challenge: nothing is wrong with the credential.
+        Expect::rejected(400, "parse_error")
+            .challenge(WwwAuthenticate::Absent)
+            .check(&response, META);
+        assert_eq!(response.json()["error"]["code"], -32700);
         assert_eq!(calls.load(Ordering::SeqCst), 0);
     }
 }

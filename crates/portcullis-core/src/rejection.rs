@@ -62,11 +62,15 @@ pub enum RejectionKind {
     /// validate it against DNS rebinding. 403 with a JSON-RPC error body without an id, before any credential
     /// work.
     OriginNotAllowed,
+    /// On a route that reads JSON-RPC bodies, a POST whose body is not exactly one JSON-RPC message: empty or
+    /// white space only, not JSON, a bare `null`, string or number, data after the message, or a length that
+    /// disagrees with its `Content-Length`. 400 with a JSON-RPC parse error (-32700) body, `id` null.
+    ParseError,
 }
 
 impl RejectionKind {
     /// Every kind, for tests and documentation.
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 21] = [
         Self::MissingCredential,
         Self::MalformedCredential,
         Self::UnsupportedScheme,
@@ -87,6 +91,7 @@ impl RejectionKind {
         Self::UnknownSession,
         Self::HeaderMismatch,
         Self::OriginNotAllowed,
+        Self::ParseError,
     ];
 
     /// The HTTP status.
@@ -98,7 +103,8 @@ impl RejectionKind {
             | Self::ConflictingSites
             | Self::SiteRequired
             | Self::InvalidRequest
-            | Self::HeaderMismatch => StatusCode::BAD_REQUEST,
+            | Self::HeaderMismatch
+            | Self::ParseError => StatusCode::BAD_REQUEST,
             Self::MissingCredential
             | Self::MalformedCredential
             | Self::UnsupportedScheme
@@ -121,7 +127,7 @@ impl RejectionKind {
     pub fn oauth_error(self) -> Option<&'static str> {
         match self.status() {
             // Not about the credential: the request's own headers and body disagree.
-            _ if matches!(self, Self::HeaderMismatch | Self::OriginNotAllowed) => None,
+            _ if self.is_jsonrpc() => None,
             StatusCode::BAD_REQUEST => Some("invalid_request"),
             StatusCode::UNAUTHORIZED if self == Self::MissingCredential => None,
             StatusCode::UNAUTHORIZED => Some("invalid_token"),
@@ -154,6 +160,7 @@ impl RejectionKind {
             Self::UnknownSession => "unknown_session",
             Self::HeaderMismatch => "header_mismatch",
             Self::OriginNotAllowed => "origin_not_allowed",
+            Self::ParseError => "parse_error",
         }
     }
 
@@ -185,7 +192,18 @@ impl RejectionKind {
             Self::UnknownSession => "the session is unknown or has ended; start a new session",
             Self::HeaderMismatch => "a request header does not match the JSON-RPC body",
             Self::OriginNotAllowed => "requests from this Origin are not allowed",
+            Self::ParseError => "the body is not exactly one JSON-RPC message",
         }
+    }
+
+    /// Whether the kind is answered as a JSON-RPC error (it concerns the MCP exchange, not the credential: no
+    /// `WWW-Authenticate` challenge).
+    #[must_use]
+    pub fn is_jsonrpc(self) -> bool {
+        matches!(
+            self,
+            Self::HeaderMismatch | Self::OriginNotAllowed | Self::ParseError
+        )
     }
 
     /// The gRPC status code used for gRPC requests.
@@ -300,6 +318,7 @@ impl Rejection {
             RejectionKind::HeaderMismatch => Some(-32020),
             // The code the MCP SDKs answer a refused Origin with (implementation-defined server error).
             RejectionKind::OriginNotAllowed => Some(-32000),
+            RejectionKind::ParseError => Some(-32700),
             _ => None,
         }
     }

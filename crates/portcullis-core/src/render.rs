@@ -106,10 +106,8 @@ impl Challenge {
         if !matches!(
             status,
             StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
-        ) || matches!(
-            kind,
-            RejectionKind::HeaderMismatch | RejectionKind::OriginNotAllowed
-        ) {
+        ) || kind.is_jsonrpc()
+        {
             // Neither is about the credential: no challenge.
             return None;
         }
@@ -403,10 +401,7 @@ mod tests {
         for kind in RejectionKind::ALL {
             let response = challenge().respond::<Empty<bytes::Bytes>>(kind.into(), Protocol::Http);
             assert_eq!(response.status(), kind.status());
-            let jsonrpc = matches!(
-                kind,
-                RejectionKind::HeaderMismatch | RejectionKind::OriginNotAllowed
-            );
+            let jsonrpc = kind.is_jsonrpc();
             assert_eq!(
                 response.headers().contains_key(WWW_AUTHENTICATE),
                 matches!(kind.status().as_u16(), 400 | 401 | 403) && !jsonrpc,

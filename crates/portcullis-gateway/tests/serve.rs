@@ -524,6 +524,30 @@ async fn the_scope_hierarchy_and_challenge_scopes_of_the_file_decide_at_the_gate
 }
 
 #[tokio::test]
+async fn a_post_that_is_not_one_jsonrpc_message_never_reaches_the_upstream() {
+    let (upstream, calls) = echo_upstream().await;
+    let gateway = Gateway::start(upstream, "").await;
+    for body in ["", "   ", "null", "\"x\"", "7", "{\"jsonrpc\":\"2.0\"} {}"] {
+        let req = gateway
+            .authed("POST", "/echo")
+            .header("content-type", "application/json")
+            .body(full(body))
+            .expect("request");
+        let reply = send(req).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{body:?}: {}",
+            reply.text()
+        );
+        let answer = reply.json();
+        assert_eq!(answer["error"]["code"], -32700, "{body:?}");
+        assert_eq!(answer["error"]["data"]["reason"], "parse_error", "{body:?}");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
 async fn an_upstream_that_is_down_is_answered_502_at_once() {
     let gateway = Gateway::start(closed_port().await, "").await;
 

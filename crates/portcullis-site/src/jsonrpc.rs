@@ -21,8 +21,10 @@ use portcullis_core::ConfigError;
 /// Why a body was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BodyError {
-    /// Not one JSON object (syntax, trailing data, too deep, a batch array, not an object).
+    /// Not one JSON object (syntax, trailing data, too deep, not an object).
     NotAnObject,
+    /// A JSON-RPC batch (an array at the top).
+    Batch,
     /// A key on the way to a value read appears twice, or in another case.
     AmbiguousKey,
 }
@@ -200,12 +202,15 @@ fn classify(err: serde_json::Error) -> BodyError {
     let text = err.to_string();
     if text.starts_with(AMBIGUOUS) {
         BodyError::AmbiguousKey
+    } else if text.starts_with(BATCH) {
+        BodyError::Batch
     } else {
         BodyError::NotAnObject
     }
 }
 
 const AMBIGUOUS: &str = "portcullis: ambiguous key";
+const BATCH: &str = "portcullis: batch";
 
 struct NodeSeed<'a, 'f, 'de> {
     node: &'a Node,
@@ -271,7 +276,7 @@ impl<'de> Visitor<'de> for NodeSeed<'_, '_, 'de> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         if self.root {
             // A JSON-RPC batch: refused whole (MCP 2025-06-18 removed batching).
-            return Err(de::Error::custom("batch"));
+            return Err(de::Error::custom(BATCH));
         }
         // A pointer may index into an array: `/params/arguments/sites/0`.
         let mut index = 0usize;
@@ -579,14 +584,15 @@ mod tests {
             "null",
             "1",
             "\"x\"",
-            "[{\"method\":\"tools/call\"}]",
             "{\"method\":\"tools/call\"} {}",
             "{\"method\":\"tools/call\"}x",
             "{\"method\":",
-            deep.as_str(),
             deep_obj.as_str(),
         ] {
             assert_eq!(site(body), Err(BodyError::NotAnObject), "{body:.40}");
+        }
+        for batch in ["[{\"method\":\"tools/call\"}]", "[]", " [1]", deep.as_str()] {
+            assert_eq!(site(batch), Err(BodyError::Batch), "{batch:.40}");
         }
     }
 

@@ -309,6 +309,10 @@ where
                     Poll::Pending => Pending::Reading(reading, Arc::clone(plan)),
                 }
             }
+            // A POST must carry the message that the rules read: an empty one is not a JSON-RPC message.
+            Some(_) if parts.method == http::Method::POST => {
+                return LookupFuture::ready(refuse(config, &parts, RejectionKind::ParseError));
+            }
             _ => Pending::Ready(Passed::Unread(body)),
         };
         if let Pending::Ready(passed) = body {
@@ -620,6 +624,10 @@ fn check_body_headers(config: &Config, headers: &HeaderMap) -> Result<(), Reject
     if !is_json(headers) {
         return Err(RejectionKind::InvalidRequest);
     }
+    if headers.get_all(CONTENT_LENGTH).iter().nth(1).is_some() {
+        // Two lengths: which one the application believes is anyone's guess.
+        return Err(RejectionKind::ParseError);
+    }
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -646,8 +654,20 @@ fn read_call(
         }
         Err(_) => return Err(RejectionKind::InvalidRequest.into()),
     };
+    // Exactly the bytes announced: an in-process body can disagree with its own Content-Length, and an
+    // application that trusts the header would read something else.
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .map(|v| v.to_str().ok().and_then(|v| v.parse::<u64>().ok()));
+    match declared {
+        Some(Some(len)) if len == bytes.len() as u64 => {}
+        Some(_) => return Err(RejectionKind::ParseError.into()),
+        None => {}
+    }
     let found = plan.read(&bytes).map_err(|err| match err {
-        BodyError::NotAnObject | BodyError::AmbiguousKey => RejectionKind::InvalidRequest,
+        BodyError::NotAnObject => RejectionKind::ParseError,
+        BodyError::Batch | BodyError::AmbiguousKey => RejectionKind::InvalidRequest,
     })?;
     let method = match &found[METHOD] {
         Some(Found::Str(method)) => Some(&**method),

@@ -28,7 +28,8 @@
 //! | no site named | passes unbound (or 400 with `require_site()`) | `SiteRequired` |
 //! | site not granted, empty grants, no grants known | 403 | `SiteNotGranted` |
 //! | two sources disagree, or one source repeats | 400 | `ConflictingSites` |
-//! | body not JSON where it is read, a batch, duplicate or case-variant keys on the way to the site, a site that is not a non-empty string id or URL, trailing data, deep nesting | 400 | `InvalidRequest` |
+//! | where bodies are read, a POST whose body is not exactly one JSON-RPC message: empty or white space, not JSON, a bare `null`, string or number, trailing data, deep nesting, or a length other than its `Content-Length` (or two of them) | 400, JSON-RPC parse error -32700 | `ParseError` |
+//! | a body labelled other than JSON where it is read, a batch, duplicate or case-variant keys on the way to a value read, a site that is not a non-empty string id or URL | 400 | `InvalidRequest` |
 //! | with path templates: a path an upstream could normalise into another (`//`, `.`/`..` segments, `%2e`, `%2f`, `%5c`, `\\`) | 400 | `InvalidRequest` |
 //! | a gRPC request on a route that reads JSON-RPC bodies (gRPC services use `without_body()`) | 400 (`grpc-status` 3) | `InvalidRequest` |
 //! | an MCP 2026-07-28 header that mirrors the body (`Mcp-Method`, `Mcp-Name`, `MCP-Protocol-Version`, a recognised `Mcp-Param-*`) disagrees with it, is malformed or repeated, or is missing for a client of 2026-07-28 or later | 400, JSON-RPC error -32020 to the request's `id` | `HeaderMismatch` |

@@ -235,7 +235,7 @@ async fn body_not_labelled_json_is_rejected_with_invalid_request() {
 }
 
 #[tokio::test]
-async fn body_labelled_json_that_is_not_a_json_object_is_rejected_with_invalid_request() {
+async fn body_labelled_json_that_is_not_a_json_object_is_a_jsonrpc_parse_error() {
     for body in [
         "hello",
         "{\"method\":",
@@ -248,7 +248,7 @@ async fn body_labelled_json_that_is_not_a_json_object_is_rejected_with_invalid_r
     ] {
         send(layer(), post(body))
             .await
-            .assert_rejected(RejectionKind::InvalidRequest, body);
+            .assert_rejected(RejectionKind::ParseError, body);
     }
 }
 
@@ -484,7 +484,7 @@ async fn trailing_data_after_the_json_value_is_rejected() {
         let body = format!("{call}{trailing}");
         send(layer(), post(body.clone()))
             .await
-            .assert_rejected(RejectionKind::InvalidRequest, &body);
+            .assert_rejected(RejectionKind::ParseError, &body);
     }
     // Control: trailing whitespace is allowed.
     let body = format!("{call} \r\n\t");
@@ -533,13 +533,16 @@ async fn deep_nesting_is_rejected() {
             "in a request without a site",
             format!(r#"{{"method":"initialize","params":{}}}"#, arrays(200)),
         ),
-        ("a batch of arrays", arrays(200)),
     ];
     for (case, body) in cases {
         send(layer(), post(body))
             .await
-            .assert_rejected(RejectionKind::InvalidRequest, case);
+            .assert_rejected(RejectionKind::ParseError, case);
     }
+    // A batch is refused whole, as a batch, however deep.
+    send(layer(), post(arrays(200)))
+        .await
+        .assert_rejected(RejectionKind::InvalidRequest, "a batch of arrays");
     // Control: ordinary nesting (100 levels) passes.
     let body = wrap(&format!(r#","deep":{}"#, arrays(100)), "");
     send(layer(), post(body.clone()))
@@ -672,7 +675,7 @@ async fn a_call_arriving_late_is_bound_and_checked_like_one_at_hand() {
     let broken = b"{\"method\":\"tools/call\",";
     send(layer(), chunked_request(Chunked::new(broken, 5).late()))
         .await
-        .assert_rejected(RejectionKind::InvalidRequest, "not JSON, arriving late");
+        .assert_rejected(RejectionKind::ParseError, "not JSON, arriving late");
 }
 
 // ---------------------------------------------------------------------------
@@ -1445,4 +1448,90 @@ async fn path_with_dot_segments_is_not_bound_to_the_site_before_them() {
             outcome.reason
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// A POST on a body-reading route carries exactly one JSON-RPC message
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_post_that_is_not_exactly_one_jsonrpc_message_is_a_parse_error() {
+    for body in [
+        "",
+        " ",
+        "\r\n\t ",
+        "null",
+        "\"tools/call\"",
+        "42",
+        "true",
+        "{} {}",
+    ] {
+        let outcome = send(layer(), post(body)).await;
+        outcome.assert_rejected(RejectionKind::ParseError, &format!("{body:?}"));
+        let answer: serde_json::Value = serde_json::from_slice(&outcome.body).expect("JSON");
+        assert_eq!(answer["error"]["code"], -32700, "{body:?}");
+        assert_eq!(answer["id"], serde_json::Value::Null, "{body:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_whose_length_disagrees_with_its_content_length_is_a_parse_error() {
+    let body = tools_call(r#""site-a""#);
+    let len = body.len();
+    for (case, lengths) in [
+        ("longer than sent", vec![format!("{}", len + 10)]),
+        ("shorter than sent", vec![format!("{}", len - 10)]),
+        ("zero", vec!["0".to_owned()]),
+        ("not a number", vec!["12abc".to_owned()]),
+        ("two lengths", vec![len.to_string(), len.to_string()]),
+    ] {
+        let mut req = post(body.clone());
+        for value in lengths {
+            req.headers_mut()
+                .append(CONTENT_LENGTH, value.parse().expect("a header value"));
+        }
+        send(layer(), req)
+            .await
+            .assert_rejected(RejectionKind::ParseError, case);
+    }
+    // The right length passes.
+    let mut req = post(body.clone());
+    req.headers_mut().insert(
+        CONTENT_LENGTH,
+        len.to_string().parse().expect("a header value"),
+    );
+    send(layer(), req)
+        .await
+        .assert_bound(body.as_bytes(), "site-a", "exact length");
+}
+
+#[tokio::test]
+async fn only_a_post_must_carry_a_message() {
+    // GET (the SSE stream of earlier clients) and DELETE (ending a session) carry none, and pass unbound.
+    for method in [http::Method::GET, http::Method::DELETE] {
+        let mut req = Request::builder()
+            .method(method.clone())
+            .uri("/mcp")
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        req.extensions_mut().insert(granted(&["site-a"]));
+        send(layer(), req)
+            .await
+            .assert_unbound(b"", method.as_str());
+    }
+    // A POST with no body at all is refused like an empty one; without body reading, it passes.
+    let mut empty = Request::post("/mcp")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    empty.extensions_mut().insert(granted(&["site-a"]));
+    send(layer(), empty)
+        .await
+        .assert_rejected(RejectionKind::ParseError, "POST without a body");
+    let mut empty = Request::post("/mcp")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    empty.extensions_mut().insert(granted(&["site-a"]));
+    send(layer().without_body(), empty)
+        .await
+        .assert_unbound(b"", "POST without a body, bodies not read");
 }
