@@ -42,7 +42,8 @@ pub enum RejectionKind {
     Forbidden,
     /// The request names more than one site, and they disagree. 400 `invalid_request`.
     ConflictingSites,
-    /// The route needs a site and the request names none. 400 `invalid_request`.
+    /// The route or the JSON-RPC method needs a site and the request names none. 403, with a challenge but no
+    /// `error` (a token cannot fix it: the request must name its site).
     SiteRequired,
     /// The request is malformed (e.g. a body that is not the JSON-RPC this route needs). 400 `invalid_request`.
     InvalidRequest,
@@ -101,7 +102,6 @@ impl RejectionKind {
             Self::AmbiguousCredential
             | Self::CredentialTooLarge
             | Self::ConflictingSites
-            | Self::SiteRequired
             | Self::InvalidRequest
             | Self::HeaderMismatch
             | Self::ParseError => StatusCode::BAD_REQUEST,
@@ -115,6 +115,7 @@ impl RejectionKind {
             Self::InsufficientScope
             | Self::SiteNotGranted
             | Self::Forbidden
+            | Self::SiteRequired
             | Self::OriginNotAllowed => StatusCode::FORBIDDEN,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -183,7 +184,9 @@ impl RejectionKind {
             Self::SiteNotGranted => "the credential was not granted access to this site",
             Self::Forbidden => "this request is not allowed",
             Self::ConflictingSites => "the request names more than one site",
-            Self::SiteRequired => "this request must name a site",
+            Self::SiteRequired => {
+                "this request must name the site it targets (its cloudId); none was found"
+            }
             Self::InvalidRequest => "the request is malformed",
             Self::PayloadTooLarge => "the request body is too large",
             Self::TemporarilyUnavailable => {

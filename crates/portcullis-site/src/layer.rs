@@ -53,6 +53,8 @@ struct Config {
     plan: Option<Arc<Plan>>,
     body_limit: usize,
     require_site: bool,
+    /// JSON-RPC methods that must name a site (`tools/call`, ...).
+    require_for: Vec<String>,
     grants: Option<Arc<dyn ResolveSiteGrants>>,
     directory: Option<Arc<dyn ResolveSite>>,
     lookup_ttl: Duration,
@@ -80,6 +82,7 @@ impl BindSiteLayer {
             plan: None,
             body_limit: DEFAULT_BODY_LIMIT,
             require_site: false,
+            require_for: Vec::new(),
             grants: None,
             directory: None,
             lookup_ttl: Duration::from_secs(60),
@@ -182,10 +185,45 @@ impl BindSiteLayer {
         Ok(self)
     }
 
-    /// Requests that name no site are refused (400) instead of passing unbound.
+    /// Requests that name no site are refused (403 [`SiteRequired`](RejectionKind::SiteRequired)) instead of
+    /// passing unbound.
     pub fn require_site(mut self) -> Self {
         self.config().require_site = true;
         self
+    }
+
+    /// JSON-RPC requests of these methods (e.g. `tools/call`, `resources/read`, `prompts/get`) that name no site
+    /// are refused (403 [`SiteRequired`](RejectionKind::SiteRequired)); other methods (`tools/list`,
+    /// `server/discover`, notifications, an earlier client's `initialize`) and requests without a JSON-RPC body
+    /// pass unbound unless [`require_site`](Self::require_site) is set too. Needs the body to be read.
+    ///
+    /// # Errors
+    /// An empty method name.
+    pub fn require_site_for<I, T>(mut self, methods: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: AsRef<str>,
+    {
+        let config = self.config();
+        for method in methods {
+            let method = method.as_ref();
+            if method.is_empty() {
+                return Err(ConfigError::new(
+                    "sites.require_for",
+                    "a method name must not be empty",
+                ));
+            }
+            if !config.require_for.iter().any(|m| m == method) {
+                config.require_for.push(method.to_owned());
+            }
+        }
+        Ok(self)
+    }
+
+    /// Whether some JSON-RPC methods must name a site (which needs the body).
+    #[must_use]
+    pub fn requires_site_by_method(&self) -> bool {
+        !self.config.require_for.is_empty()
     }
 
     /// Where the grants of principals whose credential lists none come from.
@@ -532,7 +570,14 @@ async fn decide(
         }
     }
 
-    if site_id.is_none() && config.require_site {
+    let method_needs_site = || {
+        !config.require_for.is_empty()
+            && parts
+                .extensions
+                .get::<JsonRpcCall>()
+                .is_some_and(|call| config.require_for.iter().any(|m| m == call.method()))
+    };
+    if site_id.is_none() && (config.require_site || method_needs_site()) {
         return Err(RejectionKind::SiteRequired.into());
     }
     let grants = match grants_of(config, principal, mode).await {

@@ -25,7 +25,7 @@
 //! | request | status | reason |
 //! | --- | --- | --- |
 //! | site granted | passes, with [`Site`], [`AccessibleSites`] and [`JsonRpcCall`] in the extensions | |
-//! | no site named | passes unbound (or 400 with `require_site()`) | `SiteRequired` |
+//! | no site named | passes unbound; 403 with `require_site()`, or for the methods of `require_site_for(...)` | `SiteRequired` |
 //! | site not granted, empty grants, no grants known | 403 | `SiteNotGranted` |
 //! | two sources disagree, or one source repeats | 400 | `ConflictingSites` |
 //! | where bodies are read, a POST whose body is not exactly one JSON-RPC message: empty or white space, not JSON, a bare `null`, string or number, trailing data, deep nesting, or a length other than its `Content-Length` (or two of them) | 400, JSON-RPC parse error -32700 | `ParseError` |

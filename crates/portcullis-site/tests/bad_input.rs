@@ -1099,7 +1099,8 @@ async fn grpc_requests_take_the_site_from_metadata_and_keep_their_body() {
         .await
         .assert_unbound(GRPC_MESSAGE, "no metadata");
     let outcome = send(layer.require_site(), grpc(None, GRPC_MESSAGE)).await;
-    assert_eq!(outcome.grpc_status.as_deref(), Some("3"));
+    // PERMISSION_DENIED, as the 403 it is over HTTP.
+    assert_eq!(outcome.grpc_status.as_deref(), Some("7"));
     assert_eq!(outcome.reason, Some(RejectionKind::SiteRequired));
     assert_eq!(outcome.inner_calls, 0);
 }
@@ -1534,4 +1535,70 @@ async fn only_a_post_must_carry_a_message() {
     send(layer().without_body(), empty)
         .await
         .assert_unbound(b"", "POST without a body, bodies not read");
+}
+
+// ---------------------------------------------------------------------------
+// Which methods must name a site
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn only_the_configured_methods_must_name_a_site() {
+    let layer = || {
+        layer()
+            .add_body_pointer("resources/read", "/params/cloudId")
+            .and_then(|l| l.require_site_for(["tools/call", "resources/read", "prompts/get"]))
+            .expect("valid")
+    };
+    let rpc = |method: &str, params: serde_json::Value| {
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+            .to_string()
+    };
+    // Named: bound as usual.
+    let call = tools_call(r#""site-a""#);
+    send(layer(), post(call.clone())).await.assert_bound(
+        call.as_bytes(),
+        "site-a",
+        "tools/call with its site",
+    );
+    // The listed methods without a site: 403, with the challenge and the reason.
+    for body in [
+        rpc(
+            "tools/call",
+            serde_json::json!({"name": "search", "arguments": {"query": "q"}}),
+        ),
+        rpc("resources/read", serde_json::json!({"uri": "file:///a"})),
+        rpc("prompts/get", serde_json::json!({"name": "summary"})),
+    ] {
+        let outcome = send(layer(), post(body.clone())).await;
+        outcome.assert_rejected(RejectionKind::SiteRequired, &body);
+        assert_eq!(outcome.status, StatusCode::FORBIDDEN);
+        let answer: serde_json::Value = serde_json::from_slice(&outcome.body).expect("JSON");
+        assert!(
+            answer["error_description"]
+                .as_str()
+                .is_some_and(|d| d.contains("site")),
+            "{answer}"
+        );
+    }
+    // Other methods, notifications and body-less requests pass unbound.
+    for body in [
+        rpc("tools/list", serde_json::json!({})),
+        rpc("server/discover", serde_json::json!({})),
+        rpc(
+            "initialize",
+            serde_json::json!({"protocolVersion": "2025-11-25", "capabilities": {}}),
+        ),
+        serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
+    ] {
+        send(layer(), post(body.clone()))
+            .await
+            .assert_unbound(body.as_bytes(), &body);
+    }
+    let mut get = Request::get("/mcp")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    get.extensions_mut().insert(granted(&["site-a"]));
+    send(layer(), get).await.assert_unbound(b"", "GET");
+    // An empty method name is a configuration error.
+    assert!(layer().require_site_for([""]).is_err());
 }

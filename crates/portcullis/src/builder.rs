@@ -419,6 +419,12 @@ impl PortcullisBuilder {
             None => GateApiTokensLayer::new(challenge.clone(), StaticPolicies::from_toml("")?),
         };
         let scopes = (self.scopes)(RequireScopesLayer::new(challenge.clone()))?;
+        if site.requires_site_by_method() && !site.reads_bodies() {
+            return Err(ConfigError::new(
+                "sites.require_for",
+                "methods are read from JSON-RPC bodies; the site layer reads none",
+            ));
+        }
         if scopes.has_tool_rules() && !site.reads_bodies() {
             return Err(ConfigError::new(
                 "scopes.tools",

@@ -199,6 +199,9 @@ pub struct SitesConfig {
     /// Refuse requests that name no site.
     #[serde(default)]
     pub require: bool,
+    /// JSON-RPC methods whose requests must name a site (`tools/call`, `resources/read`, ...).
+    #[serde(default)]
+    pub require_for: Vec<String>,
     /// A site directory and grant table (TOML).
     #[serde(default)]
     pub directory: Option<PathBuf>,
@@ -476,6 +479,7 @@ impl Config {
             if sites.require {
                 layer = layer.require_site();
             }
+            layer = layer.require_site_for(&sites.require_for)?;
             match (directory, grants) {
                 (Some(directory), Some(grants)) => {
                     layer = layer.with_directory(directory).with_grants(grants)

@@ -427,3 +427,25 @@ async fn challenge_scopes_and_the_scope_hierarchy_are_read_from_toml() {
         .expect_err("* cannot imply");
     assert_eq!(err.setting(), "scopes.implies");
 }
+
+#[test]
+fn methods_that_must_name_a_site_are_read_from_toml() {
+    let layer = built_layer("[sites]\nrequire_for = [\"tools/call\", \"prompts/get\"]\n");
+    assert!(
+        layer.contains("require_for: [\"tools/call\", \"prompts/get\"]"),
+        "{layer}"
+    );
+    for (tables, setting) in [
+        ("[sites]\nrequire_for = [\"\"]\n", "sites.require_for"),
+        (
+            "[sites]\nread_body = false\nrequire_for = [\"tools/call\"]\n",
+            "sites.require_for",
+        ),
+    ] {
+        let err = Config::from_toml(&toml(tables))
+            .expect("parses")
+            .build()
+            .expect_err(tables);
+        assert_eq!(err.setting(), setting, "{err}");
+    }
+}

@@ -134,7 +134,12 @@ pub(crate) fn expected_challenge(kind: RejectionKind) -> Option<String> {
         StatusCode::UNAUTHORIZED if kind == RejectionKind::MissingCredential => {
             Some(format!(r#"Bearer resource_metadata="{META}""#))
         }
-        StatusCode::FORBIDDEN if kind == RejectionKind::SiteNotGranted => {
+        StatusCode::FORBIDDEN
+            if matches!(
+                kind,
+                RejectionKind::SiteNotGranted | RejectionKind::SiteRequired
+            ) =>
+        {
             Some(format!(r#"Bearer resource_metadata="{META}""#))
         }
         StatusCode::PAYLOAD_TOO_LARGE | StatusCode::SERVICE_UNAVAILABLE => None,
