@@ -40,7 +40,7 @@ fn auth_layers() -> (ExtractCredentialLayer, ValidateTokenLayer) {
         account_id = "svc-alpha"
         organization = "org-a"
         key_sha256 = "{}"
-        sites = ["site-a", "Site-B"]
+        sites = ["site-a", "site-b"]
 
         [[service_account]]
         account_id = "svc-empty"
@@ -217,11 +217,16 @@ mod axum_router {
     async fn granted_site_reaches_the_handler_with_identical_bytes() {
         let (server, calls) = server().await;
         let auth = bearer(KEY_AB);
-        for (named, bound) in [("site-a", "site-a"), ("SITE-B", "site-b")] {
+        for (named, bound) in [("site-a", "site-a"), ("site-b", "site-b")] {
             let body = tools_call(named);
             let response = send_raw(server.addr, &http_post("/mcp", Some(&auth), &body)).await;
             assert_passed(&response, bound, &body);
         }
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // Ids are compared exactly as the handler reads them: another spelling is not the granted site.
+        let body = tools_call("SITE-B");
+        let response = send_raw(server.addr, &http_post("/mcp", Some(&auth), &body)).await;
+        assert_rejected(&response, 403, "site_not_granted");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
@@ -397,7 +402,7 @@ mod tonic_grpc {
             .await
             .expect("served");
         assert_eq!(answer.status, ServingStatus::Serving as i32);
-        let answer = check(&mut client, Some(&auth), &["SITE-B"])
+        let answer = check(&mut client, Some(&auth), &["site-b"])
             .await
             .expect("served");
         assert_eq!(answer.status, ServingStatus::Serving as i32);
@@ -516,10 +521,10 @@ mod plain_hyper {
         assert_passed(&response, "site-a", &body);
 
         // Chunks cut inside `"cloudId"`, inside the two-byte `ï` and inside the site value.
-        let body = tools_call("Site-B");
+        let body = tools_call("site-b");
         let key = body.find("cloudId").expect("key") + 3;
         let accent = body.find('\u{ef}').expect("accent") + 1;
-        let value = body.find("Site-B").expect("value") + 2;
+        let value = body.find("site-b").expect("value") + 2;
         let cuts = [1, accent, key, value];
         assert!(cuts.windows(2).all(|w| w[0] < w[1]));
         let request = post_chunked("/mcp", &auth, &body, &cuts);

@@ -13,28 +13,25 @@ fn is_id_byte(b: u8) -> bool {
 
 /// The id of a cloud site (a `cloudId`).
 ///
-/// # Normalisation
-/// A site id is 1 to 128 characters of ASCII letters, digits, `-`, `_` and `.`, and is stored in ASCII lower
-/// case, so `3F2A-...` and `3f2a-...` are the same site. Nothing else is changed: no trimming, no decoding. Two
-/// ids are the same site exactly when their normalised forms are equal.
+/// # No normalisation
+/// A site id is 1 to 128 characters of ASCII letters, digits, `-`, `_` and `.`, kept exactly as written: two ids
+/// are the same site only when they are equal byte for byte (`3F2A-...` and `3f2a-...` are two sites). A request is
+/// forwarded as it was sent, so the id checked against a grant is exactly the one the upstream reads; folding case
+/// before the comparison would let an upstream act on a spelling that was never checked.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SiteId(Arc<str>);
 
 impl SiteId {
-    /// Parses and normalises a site id.
+    /// Parses a site id, kept exactly as written.
     ///
     /// # Errors
     /// An empty or overlong id, or one with a character outside the set above.
     pub fn parse(id: &str) -> Result<Self, InvalidId> {
         validate_id(id)?;
-        if id.bytes().any(|b| b.is_ascii_uppercase()) {
-            Ok(Self(id.to_ascii_lowercase().into()))
-        } else {
-            Ok(Self(id.into()))
-        }
+        Ok(Self(id.into()))
     }
 
-    /// The normalised id.
+    /// The id.
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
@@ -55,21 +52,21 @@ impl fmt::Display for SiteId {
 
 /// The id of an organization, the owner of sites and the unit of admin policy.
 ///
-/// Same character set and normalisation as [`SiteId`].
+/// Same character set as [`SiteId`], and likewise kept exactly as written.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OrgId(Arc<str>);
 
 impl OrgId {
-    /// Parses and normalises an organization id.
+    /// Parses an organization id, kept exactly as written.
     ///
     /// # Errors
     /// As [`SiteId::parse`].
     pub fn new(id: &str) -> Result<Self, InvalidId> {
         validate_id(id)?;
-        Ok(Self(id.to_ascii_lowercase().into()))
+        Ok(Self(id.into()))
     }
 
-    /// The normalised id.
+    /// The id.
     #[must_use]
     pub fn as_str(&self) -> &str {
         &self.0
@@ -188,10 +185,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn site_ids_are_lowercased_and_validated() {
+    fn ids_are_kept_exactly_and_validated() {
         let upper = SiteId::parse("3F2A-11aa").expect("valid");
-        assert_eq!(upper, SiteId::parse("3f2a-11AA").expect("valid"));
-        assert_eq!(upper.as_str(), "3f2a-11aa");
+        assert_ne!(upper, SiteId::parse("3f2a-11aa").expect("valid"));
+        assert_eq!(upper.as_str(), "3F2A-11aa");
+        let org = OrgId::new("Org-Acme").expect("valid");
+        assert_ne!(org, OrgId::new("org-acme").expect("valid"));
+        assert_eq!(org.as_str(), "Org-Acme");
         let too_long = "a".repeat(129);
         for bad in ["", " a", "a b", "a/b", "é", "a%2e", too_long.as_str()] {
             assert!(SiteId::parse(bad).is_err(), "{bad:?}");

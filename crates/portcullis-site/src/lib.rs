@@ -36,6 +36,10 @@
 //! | body over the limit | 413 | `PayloadTooLarge` |
 //! | grants or directory unreachable with nothing cached | 503 | `TemporarilyUnavailable` |
 //!
+//! Site ids are compared exactly as the request spells them, which is how the application will read them: `SITE-A`
+//! is not a grant of `site-a`, and a header and a body that name the same site in different case disagree (400).
+//! Only URLs are reduced, to their host, which is case-insensitive by definition.
+//!
 //! Keys on the way to the site are refused when they differ from the expected key only by case, including the
 //! non-ASCII characters that lenient decoders fold to ASCII letters (`ſ`, the Kelvin sign); path-template literals
 //! match in any ASCII case.

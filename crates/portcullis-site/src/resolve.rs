@@ -289,7 +289,7 @@ mod tests {
     fn directory_files_are_checked() {
         let good = r#"
             [[site]]
-            id = "Site-A"
+            id = "site-a"
             url = "https://Acme.example.net"
             organization = "org-a"
             [grants]
@@ -305,7 +305,9 @@ mod tests {
             "[[site]]\nid = 'a'\nurl = 'http://acme.example.net'",
             "[[site]]\nid = 'a'\nurl = 'https://acme.example.net/wiki'",
             "[[site]]\nid = 'a'\nurl = 'https://acme.example.net:8443'",
-            "[[site]]\nid = 'a'\n[[site]]\nid = 'A'",
+            "[[site]]\nid = 'a'\n[[site]]\nid = 'a'",
+            // Ids are exact: a grant of another spelling names no site.
+            "[[site]]\nid = 'a'\n[grants]\nx = ['A']",
             "[grants]\nx = ['nowhere']",
             "[[robot]]",
         ] {

@@ -120,10 +120,13 @@ async fn granted_site_passes_with_site_sites_call_and_the_same_bytes() {
         Some(AccessibleSites::new(vec![Site::new(id("site-a"))]))
     );
 
-    // The one documented normalisation: ASCII lower case.
-    let body = tools_call(r#""SITE-A""#);
-    let outcome = send(layer(), post(body.clone())).await;
-    outcome.assert_bound(body.as_bytes(), "site-a", "upper-case id");
+    // No normalisation: the id is checked as the upstream will read it, so another spelling is another site.
+    for spelling in [r#""SITE-A""#, r#""Site-a""#] {
+        let body = tools_call(spelling);
+        send(layer(), post(body.clone()))
+            .await
+            .assert_rejected(RejectionKind::SiteNotGranted, spelling);
+    }
 
     // Escapes inside the value are decoded like any JSON parser would.
     let body = tools_call(r#""site\u002da""#);
@@ -699,9 +702,15 @@ async fn path_and_body_that_disagree_are_rejected_with_conflicting_sites() {
             .await
             .assert_rejected(RejectionKind::ConflictingSites, &format!("{uri} {site}"));
     }
-    // Agreement (after the id normalisation) passes; so does the path alone.
+    // Spellings that differ in case do not agree: the upstream would read two different sites.
     let body = tools_call(r#""site-a""#);
     let req = post_as(principal.clone(), "/ex/jira/SITE-A/mcp", body.clone());
+    send(layer.clone(), req).await.assert_rejected(
+        RejectionKind::ConflictingSites,
+        "path and body differ in case",
+    );
+    // Agreement passes; so does the path alone.
+    let req = post_as(principal.clone(), "/ex/jira/site-a/mcp", body.clone());
     send(layer.clone(), req)
         .await
         .assert_bound(body.as_bytes(), "site-a", "path and body agree");
@@ -736,8 +745,14 @@ async fn header_and_body_that_disagree_are_rejected_with_conflicting_sites() {
             .await
             .assert_rejected(RejectionKind::ConflictingSites, &format!("{header} {site}"));
     }
+    send(layer.clone(), call("Site-A", "site-a"))
+        .await
+        .assert_rejected(
+            RejectionKind::ConflictingSites,
+            "header and body differ in case",
+        );
     let sent = tools_call(r#""site-a""#);
-    send(layer, call("Site-A", "site-a")).await.assert_bound(
+    send(layer, call("site-a", "site-a")).await.assert_bound(
         sent.as_bytes(),
         "site-a",
         "header and body agree",

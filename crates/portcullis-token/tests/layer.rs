@@ -125,7 +125,8 @@ async fn a_valid_token_reaches_the_inner_service_as_a_principal() {
         .iter()
         .map(|s| s.as_str().to_owned())
         .collect();
-    assert_eq!(sites, ["site-a", "site-b"]);
+    // Exactly as the token wrote them: a grant of `Site-A` is not a grant of `site-a`.
+    assert_eq!(sites, ["Site-A", "site-b"]);
 }
 
 #[tokio::test]
