@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use portcullis_core::{ConfigError, RejectionKind, Secret, check_url};
 use portcullis_lookup::{FetchError, HttpFetcher};
 
-use crate::jwt::Claims;
+use crate::jwt::{Claims, SiteClaim};
 
 /// Where and how opaque tokens are introspected (RFC 7662), with `client_secret_basic` client authentication.
 #[derive(Clone)]
@@ -61,7 +61,7 @@ impl Introspection {
         &self,
         fetcher: &HttpFetcher,
         token: &Secret,
-        site_claim: Option<&str>,
+        site_claim: Option<&SiteClaim>,
     ) -> Result<Claims, FetchError> {
         let fetched = fetcher
             .post_form_bytes(

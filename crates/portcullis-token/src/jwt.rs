@@ -194,13 +194,49 @@ pub(crate) struct Claims {
     pub(crate) azp: Option<String>,
     pub(crate) username: Option<String>,
     pub(crate) active: Option<serde_json::Value>,
-    pub(crate) sites: Option<OneOrMany>,
+    /// The site grants from the configured claim, already checked (see [`SiteClaim`]).
+    pub(crate) sites: Option<Vec<SiteId>>,
+}
+
+/// Where a token names the sites it was granted for, and how: a JSON array of ids, or one string holding one id,
+/// or (with a delimiter) a list of ids separated by it, for authorization servers that can emit a multi-valued
+/// property only as one string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SiteClaim {
+    pub(crate) name: String,
+    /// `' '` or `','`; with `','`, spaces around each id are allowed.
+    pub(crate) delimiter: Option<char>,
+}
+
+impl SiteClaim {
+    /// The ids of a claim value. Anything but a string or an array of strings (`null` included), an empty item, or
+    /// an id outside the id grammar makes the token invalid: never "no grants".
+    fn ids(&self, value: OneOrMany) -> Result<Vec<SiteId>, &'static str> {
+        let parse =
+            |id: &str| SiteId::parse(id).map_err(|_| "a site id in the site claim is malformed");
+        match value {
+            OneOrMany::Many(ids) => ids.iter().map(|id| parse(id)).collect(),
+            OneOrMany::One(one) => match self.delimiter {
+                None => Ok(vec![parse(&one)?]),
+                Some(delimiter) => one
+                    .split(delimiter)
+                    .map(|id| {
+                        parse(if delimiter == ',' {
+                            id.trim_matches(' ')
+                        } else {
+                            id
+                        })
+                    })
+                    .collect(),
+            },
+        }
+    }
 }
 
 /// Deserialises [`Claims`], reading the site grants from a configurable claim name, and refusing a document
 /// that names any claim it reads twice (so that no parser differential can pick another `aud` or `iss`).
 pub(crate) struct ClaimsSeed<'a> {
-    pub(crate) site_claim: Option<&'a str>,
+    pub(crate) site_claim: Option<&'a SiteClaim>,
 }
 
 impl<'de> DeserializeSeed<'de> for ClaimsSeed<'_> {
@@ -235,12 +271,14 @@ impl<'de> Visitor<'de> for ClaimsSeed<'_> {
         let mut sites_seen = false;
         // Keys are decoded (escapes resolved) before they are compared.
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if self.site_claim == Some(key.as_ref()) {
+            if let Some(site_claim) = self.site_claim.filter(|c| c.name == key.as_ref()) {
                 if sites_seen {
                     return Err(de::Error::duplicate_field("site claim"));
                 }
                 sites_seen = true;
-                claims.sites = map.next_value::<Option<OneOrMany>>()?;
+                // Not an `Option`: `null` is a claim of the wrong type, not an absent one.
+                let value = map.next_value::<OneOrMany>()?;
+                claims.sites = Some(site_claim.ids(value).map_err(de::Error::custom)?);
                 continue;
             }
             match key.as_ref() {
@@ -269,7 +307,7 @@ impl Claims {
     /// Decodes the payload segment of a JWS.
     pub(crate) fn from_segment(
         encoded: &str,
-        site_claim: Option<&str>,
+        site_claim: Option<&SiteClaim>,
     ) -> Result<Self, RejectionKind> {
         let bytes = URL_SAFE_NO_PAD
             .decode(encoded)
@@ -280,7 +318,7 @@ impl Claims {
     /// Decodes a JSON object of claims.
     pub(crate) fn from_json(
         bytes: &[u8],
-        site_claim: Option<&str>,
+        site_claim: Option<&SiteClaim>,
     ) -> Result<Self, serde_json::Error> {
         let mut deserializer = serde_json::Deserializer::from_slice(bytes);
         let claims = ClaimsSeed { site_claim }.deserialize(&mut deserializer)?;
@@ -335,9 +373,7 @@ impl Claims {
 
     /// The site grants, if the site claim was present. Ids that do not parse are dropped.
     pub(crate) fn site_grants(&self) -> Option<Vec<SiteId>> {
-        self.sites
-            .as_ref()
-            .map(|sites| sites.iter().filter_map(|s| SiteId::parse(s).ok()).collect())
+        self.sites.clone()
     }
 }
 
@@ -388,11 +424,64 @@ mod tests {
         assert!(Header::parse(&b64(r#"{"alg":"ES256","typ":"application/AT+JWT"}"#), true).is_ok());
     }
 
+    fn sites(delimiter: Option<char>) -> SiteClaim {
+        SiteClaim {
+            name: "sites".to_owned(),
+            delimiter,
+        }
+    }
+
+    #[test]
+    fn site_claims_are_an_array_or_a_string_and_nothing_else() {
+        let read = |json: &str, delimiter: Option<char>| {
+            Claims::from_json(json.as_bytes(), Some(&sites(delimiter))).map(|c| {
+                c.site_grants().map(|ids| {
+                    ids.iter()
+                        .map(|id| id.as_str().to_owned())
+                        .collect::<Vec<_>>()
+                })
+            })
+        };
+        let ok = |ids: &[&str]| Some(ids.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+        for (json, delimiter, expected) in [
+            (r#"{"sites":["a","b"]}"#, None, ok(&["a", "b"])),
+            (r#"{"sites":[]}"#, None, ok(&[])),
+            (r#"{"sites":"a"}"#, None, ok(&["a"])),
+            (r#"{"sites":"a b"}"#, Some(' '), ok(&["a", "b"])),
+            (r#"{"sites":"a,b"}"#, Some(','), ok(&["a", "b"])),
+            (r#"{"sites":"a, b"}"#, Some(','), ok(&["a", "b"])),
+            // No claim at all: no grants from the token (a grants source may know them).
+            (r#"{}"#, None, None),
+        ] {
+            let found = read(json, delimiter).unwrap_or_else(|err| panic!("{json}: {err}"));
+            assert_eq!(found, expected, "{json} {delimiter:?}");
+        }
+        // Every other type, and lists with an empty or malformed item, are invalid: never "no grants".
+        for (json, delimiter) in [
+            (r#"{"sites":null}"#, None),
+            (r#"{"sites":1}"#, None),
+            (r#"{"sites":true}"#, None),
+            (r#"{"sites":{"id":"a"}}"#, None),
+            (r#"{"sites":[1]}"#, None),
+            (r#"{"sites":[null]}"#, None),
+            (r#"{"sites":["a",["b"]]}"#, None),
+            (r#"{"sites":["a b"]}"#, None),
+            (r#"{"sites":["a b"]}"#, Some(' ')), // an array is never split
+            (r#"{"sites":"a b"}"#, None),
+            (r#"{"sites":"a  b"}"#, Some(' ')),
+            (r#"{"sites":"a,,b"}"#, Some(',')),
+            (r#"{"sites":""}"#, None),
+            (r#"{"sites":"a,"}"#, Some(',')),
+        ] {
+            assert!(read(json, delimiter).is_err(), "{json} {delimiter:?}");
+        }
+    }
+
     #[test]
     fn claims_refuse_duplicates_and_read_escaped_keys() {
         let claims = Claims::from_json(
             br#"{"\u0069ss":"x","aud":["a","b"],"sites":"S1"}"#,
-            Some("sites"),
+            Some(&sites(None)),
         )
         .expect("valid");
         assert_eq!(claims.iss.as_deref(), Some("x"));
@@ -406,7 +495,7 @@ mod tests {
             br#"{"iss":"a"} trailing"#,
         ] {
             assert!(
-                Claims::from_json(bad, Some("sites")).is_err(),
+                Claims::from_json(bad, Some(&sites(None))).is_err(),
                 "{}",
                 String::from_utf8_lossy(bad)
             );

@@ -17,7 +17,7 @@ use portcullis_lookup::{ExpiringCache, HttpFetcher};
 
 use crate::api_token::{ApiToken, ApiTokenOwner, VerifyApiToken};
 use crate::jwks::{IssuerKeys, KeyError, KeyPolicy};
-use crate::jwt::{Claims, Header, Parts};
+use crate::jwt::{Claims, Header, Parts, SiteClaim};
 use crate::{Clock, Introspection, Issuer, SystemClock};
 
 /// What the cache remembers about a credential.
@@ -68,7 +68,7 @@ struct Inner {
     issuers: HashMap<String, Arc<IssuerKeys>>,
     introspection: Option<Introspection>,
     api_tokens: Option<Arc<dyn VerifyApiToken>>,
-    site_claim: Option<String>,
+    site_claim: Option<SiteClaim>,
     leeway: u64,
     max_token_len: usize,
     max_ttl: Duration,
@@ -101,6 +101,7 @@ impl TokenValidator {
             introspection: None,
             api_tokens: None,
             site_claim: None,
+            site_claim_delimiter: None,
             leeway: Duration::from_secs(60),
             max_token_len: 8 * 1024,
             max_ttl: Duration::from_secs(5 * 60),
@@ -309,7 +310,7 @@ impl Inner {
         // costs no fetch and no signature check.
         let parts = Parts::split(token)?;
         let (header, alg) = Header::parse(parts.header, false)?;
-        let claims = Claims::from_segment(parts.payload, self.site_claim.as_deref())?;
+        let claims = Claims::from_segment(parts.payload, self.site_claim.as_ref())?;
         let issuer_url = claims.iss.as_deref().ok_or(RejectionKind::InvalidToken)?;
         let issuer = self
             .issuers
@@ -363,7 +364,7 @@ impl Inner {
             return Err(RejectionKind::InvalidToken.into());
         }
         let claims = introspection
-            .introspect(&self.fetcher, token.secret(), self.site_claim.as_deref())
+            .introspect(&self.fetcher, token.secret(), self.site_claim.as_ref())
             .await
             .map_err(|err| {
                 tracing::warn!(target: "portcullis::token", error = %err, "introspection failed");
@@ -452,6 +453,7 @@ pub struct TokenValidatorBuilder {
     introspection: Option<Introspection>,
     api_tokens: Option<Arc<dyn VerifyApiToken>>,
     site_claim: Option<String>,
+    site_claim_delimiter: Option<char>,
     leeway: Duration,
     max_token_len: usize,
     max_ttl: Duration,
@@ -491,6 +493,15 @@ impl TokenValidatorBuilder {
     /// Reads the sites a token was granted for from this claim (a string or an array of strings).
     pub fn with_site_claim(mut self, claim: &str) -> Self {
         self.site_claim = Some(claim.to_owned());
+        self
+    }
+
+    /// A site claim that is one string holds a list separated by `delimiter`: `' '` (`"site-a site-b"`) or `','`
+    /// (`"site-a, site-b"`, spaces around each id allowed), for authorization servers that can emit a multi-valued
+    /// property only as one string. Without it, a string is one id. A JSON array is read as ids either way; a claim
+    /// of any other type, an empty item or a malformed id makes the token invalid (401), never "no grants".
+    pub fn with_site_claim_delimiter(mut self, delimiter: char) -> Self {
+        self.site_claim_delimiter = Some(delimiter);
         self
     }
 
@@ -594,6 +605,21 @@ impl TokenValidatorBuilder {
         if self.site_claim.as_deref().is_some_and(str::is_empty) {
             return Err(ConfigError::new("site_claim", "must not be empty"));
         }
+        match (self.site_claim_delimiter, &self.site_claim) {
+            (Some(' ' | ','), Some(_)) | (None, _) => {}
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "site_claim_delimiter",
+                    "set the site claim it splits too",
+                ));
+            }
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "site_claim_delimiter",
+                    "must be a space or a comma",
+                ));
+            }
+        }
         install_crypto_provider();
         let fetcher = match self.fetcher {
             Some(fetcher) => fetcher,
@@ -626,7 +652,10 @@ impl TokenValidatorBuilder {
             issuers,
             introspection: self.introspection,
             api_tokens: self.api_tokens,
-            site_claim: self.site_claim,
+            site_claim: self.site_claim.map(|name| SiteClaim {
+                name,
+                delimiter: self.site_claim_delimiter,
+            }),
             leeway: self.leeway.as_secs(),
             max_token_len: self.max_token_len,
             max_ttl: self.max_ttl,

@@ -204,3 +204,82 @@ async fn grpc_requests_are_rejected_grpc_style() {
     assert_eq!(outcome.reason, Some(RejectionKind::InvalidToken));
     assert_eq!(outcome.inner_calls, 0);
 }
+
+#[tokio::test]
+async fn the_site_claim_is_an_array_or_a_delimited_string_and_any_other_type_is_invalid() {
+    let key = rsa1("k1");
+    let server = MockAuthServer::with_keys(&[&key]).await;
+    let validator = |delimiter: Option<char>| {
+        let mut builder = TokenValidator::builder(RESOURCE)
+            .add_issuer(
+                Issuer::with_jwks_uri(&server.issuer(), &server.jwks_uri()).expect("issuer"),
+            )
+            .with_site_claim("sites")
+            .with_cold_retry(Duration::from_millis(10));
+        if let Some(delimiter) = delimiter {
+            builder = builder.with_site_claim_delimiter(delimiter);
+        }
+        builder.build().expect("validator")
+    };
+    let token = |sites: serde_json::Value| {
+        let mut claims =
+            json!({"iss": server.issuer(), "sub": "user-1", "aud": RESOURCE, "exp": now() + 600});
+        claims["sites"] = sites;
+        sign(&key, header(&key), claims)
+    };
+    let granted = |outcome: &Outcome| -> Vec<String> {
+        outcome
+            .seen
+            .as_ref()
+            .and_then(|p| p.site_grants())
+            .map(|sites| sites.iter().map(|s| s.as_str().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    for (delimiter, sites, expected) in [
+        (None, json!(["site-a", "site-b"]), vec!["site-a", "site-b"]),
+        (None, json!("site-a"), vec!["site-a"]),
+        (Some(' '), json!("site-a site-b"), vec!["site-a", "site-b"]),
+        (Some(','), json!("site-a, site-b"), vec!["site-a", "site-b"]),
+    ] {
+        let outcome = send(
+            &validator(delimiter),
+            true,
+            request(&format!("Bearer {}", token(sites.clone()))),
+        )
+        .await;
+        assert_eq!(outcome.status, StatusCode::OK, "{sites}");
+        assert_eq!(granted(&outcome), expected, "{sites}");
+    }
+    for (delimiter, sites) in [
+        (None, json!(null)),
+        (None, json!(7)),
+        (None, json!({"id": "site-a"})),
+        (None, json!([["site-a"]])),
+        (None, json!("site-a site-b")),
+        (Some(','), json!("site-a,,site-b")),
+    ] {
+        let outcome = send(
+            &validator(delimiter),
+            true,
+            request(&format!("Bearer {}", token(sites.clone()))),
+        )
+        .await;
+        assert_eq!(outcome.status, StatusCode::UNAUTHORIZED, "{sites}");
+        assert_eq!(outcome.reason, Some(RejectionKind::InvalidToken), "{sites}");
+        assert_eq!(outcome.inner_calls, 0, "{sites}");
+    }
+    // A delimiter other than a space or a comma, or without a site claim, is a configuration error.
+    let issuer = || Issuer::with_jwks_uri(&server.issuer(), &server.jwks_uri()).expect("issuer");
+    for builder in [
+        TokenValidator::builder(RESOURCE)
+            .add_issuer(issuer())
+            .with_site_claim("sites")
+            .with_site_claim_delimiter(';'),
+        TokenValidator::builder(RESOURCE)
+            .add_issuer(issuer())
+            .with_site_claim_delimiter(' '),
+    ] {
+        let err = builder.build().expect_err("refused");
+        assert_eq!(err.setting(), "site_claim_delimiter", "{err}");
+    }
+}

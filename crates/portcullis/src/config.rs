@@ -109,6 +109,9 @@ pub struct TokensConfig {
     /// Claim holding the sites a token was granted for.
     #[serde(default)]
     pub site_claim: Option<String>,
+    /// `" "` or `","`: a site claim that is one string holds a list separated by it.
+    #[serde(default)]
+    pub site_claim_delimiter: Option<String>,
     /// Clock leeway in seconds (default 60).
     #[serde(default)]
     pub leeway_seconds: Option<u64>,
@@ -393,9 +396,27 @@ impl Config {
             builder = builder.add_issuer(built);
         }
         let tokens = self.tokens.clone();
+        let delimiter = match tokens.site_claim_delimiter.as_deref() {
+            None => None,
+            Some(text) => {
+                let mut chars = text.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(delimiter), None) => Some(delimiter),
+                    _ => {
+                        return Err(ConfigError::new(
+                            "site_claim_delimiter",
+                            "must be one character: \" \" or \",\"",
+                        ));
+                    }
+                }
+            }
+        };
         builder = builder.configure_validator(move |mut v| {
             if let Some(claim) = &tokens.site_claim {
                 v = v.with_site_claim(claim);
+            }
+            if let Some(delimiter) = delimiter {
+                v = v.with_site_claim_delimiter(delimiter);
             }
             if let Some(leeway) = tokens.leeway_seconds {
                 v = v.with_leeway(Duration::from_secs(leeway));

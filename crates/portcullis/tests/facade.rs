@@ -449,3 +449,20 @@ fn methods_that_must_name_a_site_are_read_from_toml() {
         assert_eq!(err.setting(), setting, "{err}");
     }
 }
+
+#[test]
+fn the_site_claim_delimiter_is_read_from_toml_and_checked() {
+    let tokens = |extra: &str| format!("[tokens]\nsite_claim = \"sites\"\n{extra}");
+    let layer = built_layer(&tokens("site_claim_delimiter = \",\"\n"));
+    assert!(layer.contains("delimiter: Some(',')"), "{layer}");
+    for bad in [
+        "site_claim_delimiter = \";\"\n",
+        "site_claim_delimiter = \", \"\n",
+    ] {
+        let err = Config::from_toml(&toml(&tokens(bad)))
+            .expect("parses")
+            .build()
+            .expect_err(bad);
+        assert_eq!(err.setting(), "site_claim_delimiter", "{err}");
+    }
+}
