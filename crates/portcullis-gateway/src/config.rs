@@ -155,6 +155,7 @@ impl From<ConfigError> for ConfigProblem {
             "leeway" => "tokens.leeway_seconds",
             "max_token_len" => "tokens.max_token_bytes",
             "site_claim" => "tokens.site_claim",
+            "cache_capacity" => "tokens.cache_capacity",
             "site_claim_delimiter" => "tokens.site_claim_delimiter",
             "introspection_endpoint" => "introspection.endpoint",
             "introspection_client_id" => "introspection.client_id",

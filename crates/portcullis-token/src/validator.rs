@@ -75,6 +75,9 @@ struct Inner {
     introspection_ttl: Duration,
     api_token_ttl: Duration,
     negative_ttl: Duration,
+    /// As configured, for `Debug`: the cache bound and the key-set timing.
+    capacity: u64,
+    key_policy: KeyPolicy,
     clock: Arc<dyn Clock>,
     fetcher: HttpFetcher,
     cache: ExpiringCache<u128, Cached>,
@@ -226,6 +229,8 @@ impl fmt::Debug for TokenValidator {
             .field("introspection_ttl", &self.0.introspection_ttl)
             .field("api_token_ttl", &self.0.api_token_ttl)
             .field("negative_ttl", &self.0.negative_ttl)
+            .field("capacity", &self.0.capacity)
+            .field("key_policy", &self.0.key_policy)
             .finish_non_exhaustive()
     }
 }
@@ -662,6 +667,8 @@ impl TokenValidatorBuilder {
             introspection_ttl: self.introspection_ttl,
             api_token_ttl: self.api_token_ttl,
             negative_ttl: self.negative_ttl,
+            capacity: self.capacity,
+            key_policy: self.key_policy,
             clock: self.clock,
             fetcher,
             cache: ExpiringCache::new(self.capacity),

@@ -130,6 +130,19 @@ pub struct TokensConfig {
     /// How long an invalid credential is remembered, in seconds (default 10).
     #[serde(default)]
     pub invalid_cache_seconds: Option<u64>,
+    /// Most validated credentials cached (default 100 000).
+    #[serde(default)]
+    pub cache_capacity: Option<u64>,
+    /// At most one key-set refetch for an unknown `kid` per this many seconds (default 30).
+    #[serde(default)]
+    pub unknown_kid_cooldown_seconds: Option<u64>,
+    /// With no usable key set (issuer down), at most one fetch attempt per this many seconds (default 5).
+    #[serde(default)]
+    pub key_retry_seconds: Option<u64>,
+    /// How long past its refresh time the last good key set is used while fetches fail, in seconds (default
+    /// 86400).
+    #[serde(default)]
+    pub max_key_staleness_seconds: Option<u64>,
 }
 
 /// `[introspection]`.
@@ -435,6 +448,18 @@ impl Config {
             }
             if let Some(seconds) = tokens.invalid_cache_seconds {
                 v = v.with_negative_ttl(Duration::from_secs(seconds));
+            }
+            if let Some(capacity) = tokens.cache_capacity {
+                v = v.with_cache_capacity(capacity);
+            }
+            if let Some(seconds) = tokens.unknown_kid_cooldown_seconds {
+                v = v.with_unknown_kid_cooldown(Duration::from_secs(seconds));
+            }
+            if let Some(seconds) = tokens.key_retry_seconds {
+                v = v.with_cold_retry(Duration::from_secs(seconds));
+            }
+            if let Some(seconds) = tokens.max_key_staleness_seconds {
+                v = v.with_max_key_staleness(Duration::from_secs(seconds));
             }
             v
         });

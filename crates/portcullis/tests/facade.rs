@@ -466,3 +466,32 @@ fn the_site_claim_delimiter_is_read_from_toml_and_checked() {
         assert_eq!(err.setting(), "site_claim_delimiter", "{err}");
     }
 }
+
+#[test]
+fn key_set_timing_and_the_cache_bound_are_read_from_toml() {
+    let default = built_layer("");
+    for field in [
+        "capacity: 100000",
+        "unknown_kid_cooldown: 30s",
+        "cold_retry: 5s",
+        "max_stale: 86400s",
+    ] {
+        assert!(default.contains(field), "{field} in {default}");
+    }
+    let set = built_layer(
+        "[tokens]\ncache_capacity = 7\nunknown_kid_cooldown_seconds = 2\nkey_retry_seconds = 3\nmax_key_staleness_seconds = 60\n",
+    );
+    for field in [
+        "capacity: 7",
+        "unknown_kid_cooldown: 2s",
+        "cold_retry: 3s",
+        "max_stale: 60s",
+    ] {
+        assert!(set.contains(field), "{field} in {set}");
+    }
+    let err = Config::from_toml(&toml("[tokens]\ncache_capacity = 0\n"))
+        .expect("parses")
+        .build()
+        .expect_err("zero capacity");
+    assert_eq!(err.setting(), "cache_capacity");
+}
