@@ -18,7 +18,7 @@ use axum::Router;
 use axum::routing::get;
 use axum::serve::ListenerExt as _;
 use http::Method;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, WWW_AUTHENTICATE};
+use http::header::{HeaderName, WWW_AUTHENTICATE};
 use http::request::Parts;
 use portcullis::{AuthContext, ConfigError, Portcullis};
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -77,16 +77,13 @@ pub fn cors(portcullis: &Portcullis) -> CorsLayer {
             origins.allows(origin)
         }))
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
-        .allow_headers([
-            AUTHORIZATION,
-            CONTENT_TYPE,
-            session.clone(),
-            HeaderName::from_static("mcp-protocol-version"),
-            // MCP 2026-07-28 mirrors the method, the tool name and annotated arguments into headers.
-            HeaderName::from_static("mcp-method"),
-            HeaderName::from_static("mcp-name"),
-            HeaderName::from_static("mcp-param-cloudid"),
-        ])
+        // The MCP client's headers, and the argument this server's tools mirror (MCP 2026-07-28).
+        .allow_headers(
+            portcullis::MCP_REQUEST_HEADERS
+                .into_iter()
+                .chain([HeaderName::from_static("mcp-param-cloudid")])
+                .collect::<Vec<_>>(),
+        )
         .expose_headers([WWW_AUTHENTICATE, session])
 }
 

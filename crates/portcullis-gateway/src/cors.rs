@@ -1,7 +1,7 @@
 //! CORS for browser-based MCP clients, driven by the stack's allowed origins: a preflight succeeds exactly where
 //! the request itself would pass the `Origin` check.
 
-use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::WWW_AUTHENTICATE;
 use http::{HeaderName, Method};
 use portcullis::Portcullis;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -14,15 +14,7 @@ pub(crate) fn layer<'a>(
 ) -> CorsLayer {
     let origins = portcullis.allowed_origins().clone();
     let session = portcullis::MCP_SESSION_ID;
-    let mut allowed = vec![
-        AUTHORIZATION,
-        CONTENT_TYPE,
-        session.clone(),
-        HeaderName::from_static("mcp-protocol-version"),
-        HeaderName::from_static("mcp-method"),
-        HeaderName::from_static("mcp-name"),
-        HeaderName::from_static("last-event-id"),
-    ];
+    let mut allowed = portcullis::MCP_REQUEST_HEADERS.to_vec();
     // The names were checked when the stack was built.
     allowed.extend(
         param_headers

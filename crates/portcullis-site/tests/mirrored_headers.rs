@@ -124,28 +124,15 @@ async fn header_names_are_case_insensitive() {
 }
 
 #[tokio::test]
-async fn each_header_that_differs_from_its_body_field_is_refused() {
+async fn each_header_that_differs_from_its_body_field_is_refused_even_only_in_case() {
     let body = call(Some(CURRENT));
     for (header, value) in [
         ("Mcp-Method", &b"tools/list"[..]),
         ("Mcp-Name", b"delete_everything"),
         ("Mcp-Param-CloudId", b"site-b"),
         ("MCP-Protocol-Version", b"2025-11-25"),
-    ] {
-        let outcome = send(
-            mirroring(),
-            post_with(&body, &conforming_but(header, Some(value))),
-        )
-        .await;
-        outcome.assert_mismatch(header, &json!(7), header);
-    }
-}
-
-#[tokio::test]
-async fn values_that_differ_only_in_case_are_refused() {
-    let body = call(Some(CURRENT));
-    for (header, value) in [
-        ("Mcp-Method", &b"Tools/Call"[..]),
+        // Values are case-sensitive.
+        ("Mcp-Method", b"Tools/Call"),
         ("Mcp-Name", b"Search"),
         ("Mcp-Param-CloudId", b"SITE-A"),
     ] {
@@ -154,7 +141,8 @@ async fn values_that_differ_only_in_case_are_refused() {
             post_with(&body, &conforming_but(header, Some(value))),
         )
         .await;
-        outcome.assert_mismatch(header, &json!(7), header);
+        let case = format!("{header}: {}", String::from_utf8_lossy(value));
+        outcome.assert_mismatch(header, &json!(7), &case);
     }
 }
 

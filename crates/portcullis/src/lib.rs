@@ -115,7 +115,7 @@ pub use portcullis_core::{
 pub use protect::Protected;
 pub use sessions::{
     BindMcpSessions, BindMcpSessionsLayer, DEFAULT_SESSION_CAPACITY, DEFAULT_SESSION_IDLE,
-    MCP_SESSION_ID, SessionFuture,
+    MCP_REQUEST_HEADERS, MCP_SESSION_ID, SessionFuture,
 };
 
 /// Context enrichment (`portcullis-context`).

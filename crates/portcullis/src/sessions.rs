@@ -20,6 +20,19 @@ use tower_service::Service;
 /// The session header of the MCP streamable HTTP transport.
 pub const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
 
+/// The request headers an MCP client sends over streamable HTTP, for a CORS allow list in front of the stack: its
+/// token and body type, the session and stream resumption of earlier revisions, and the protocol version, method
+/// and name that 2026-07-28 mirrors from the body. Add the `Mcp-Param-*` headers your tools annotate.
+pub const MCP_REQUEST_HEADERS: [HeaderName; 7] = [
+    http::header::AUTHORIZATION,
+    http::header::CONTENT_TYPE,
+    MCP_SESSION_ID,
+    HeaderName::from_static("last-event-id"),
+    HeaderName::from_static("mcp-protocol-version"),
+    HeaderName::from_static("mcp-method"),
+    HeaderName::from_static("mcp-name"),
+];
+
 /// How many sessions [`BindMcpSessionsLayer::new`] keeps at most.
 pub const DEFAULT_SESSION_CAPACITY: u64 = 100_000;
 /// How long [`BindMcpSessionsLayer::new`] keeps a session without a request: an hour.
