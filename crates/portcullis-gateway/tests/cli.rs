@@ -269,6 +269,31 @@ fn check_config_names_the_key_of_each_bad_value() {
             "`issuer.jwks_uri`",
             "https",
         ),
+        // The service's own bearer token for an HTTP source, from a variable that is not set.
+        (
+            "policy",
+            "endpoint = \"https://admin.example.com/policy\"\nbearer_env = \"PORTCULLIS_TEST_UNSET_BEARER\"",
+            "`policy.bearer_env`",
+            "not set",
+        ),
+        (
+            "api_tokens",
+            "endpoint = \"https://admin.example.com/verify\"\nbearer_env = \"PORTCULLIS_TEST_UNSET_BEARER\"",
+            "`api_tokens.bearer_env`",
+            "not set",
+        ),
+        (
+            "sites",
+            "grants_endpoint = \"https://admin.example.com/grants\"\ngrants_bearer_env = \"PORTCULLIS_TEST_UNSET_BEARER\"",
+            "`sites.grants_bearer_env`",
+            "not set",
+        ),
+        (
+            "context",
+            "profile_endpoint = \"https://admin.example.com/profile\"\nbearer_env = \"PORTCULLIS_TEST_UNSET_BEARER\"",
+            "`context.bearer_env`",
+            "not set",
+        ),
     ];
     let dir = TempDir::new("bad");
     let mut failures = Vec::new();
@@ -467,4 +492,30 @@ async fn check_config_online_asks_each_issuer_for_its_metadata_and_keys() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("no discovery document"), "{stderr}");
+}
+
+#[test]
+fn a_bearer_for_an_http_source_comes_from_the_environment() {
+    let dir = TempDir::new("bearer");
+    let path = dir.write(
+        "bearer.toml",
+        &config(&[(
+            "policy",
+            "endpoint = \"https://admin.example.com/policy\"\nbearer_env = \"PORTCULLIS_TEST_POLICY_BEARER\"",
+        )]),
+    );
+    let output = Command::new(BIN)
+        .arg("check-config")
+        .arg(&path)
+        .env("PORTCULLIS_TEST_POLICY_BEARER", "service-token-not-printed")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run check-config");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(
+        !stdout.contains("service-token-not-printed")
+            && !stderr.contains("service-token-not-printed")
+    );
 }

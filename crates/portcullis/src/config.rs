@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use portcullis_context::{HttpContext, StaticContext};
 use portcullis_core::{ConfigError, Secret};
+use portcullis_lookup::ConfigureHttpSource;
 use portcullis_policy::{HttpPolicies, StaticPolicies};
 use portcullis_site::{HttpGrants, StaticDirectory};
 use portcullis_token::{
@@ -170,6 +171,9 @@ pub struct SourceConfig {
     /// An HTTP endpoint.
     #[serde(default)]
     pub endpoint: Option<String>,
+    /// The environment variable holding the service's own bearer token for `endpoint`.
+    #[serde(default)]
+    pub bearer_env: Option<String>,
 }
 
 /// A source with a cache time.
@@ -185,6 +189,9 @@ pub struct TimedSourceConfig {
     /// How long answers are cached, in seconds.
     #[serde(default)]
     pub ttl_seconds: Option<u64>,
+    /// The environment variable holding the service's own bearer token for `endpoint`.
+    #[serde(default)]
+    pub bearer_env: Option<String>,
 }
 
 /// `[sites]`.
@@ -224,6 +231,9 @@ pub struct SitesConfig {
     /// An "accessible resources" endpoint for grants.
     #[serde(default)]
     pub grants_endpoint: Option<String>,
+    /// The environment variable holding the service's own bearer token for `grants_endpoint`.
+    #[serde(default)]
+    pub grants_bearer_env: Option<String>,
 }
 
 /// `[scopes]`.
@@ -257,6 +267,10 @@ pub struct ContextConfig {
     /// A site-products endpoint (with `profile_endpoint` or `userinfo_endpoint`).
     #[serde(default)]
     pub products_endpoint: Option<String>,
+    /// The environment variable holding the service's own bearer token for these endpoints (the userinfo
+    /// endpoint is always asked with the user's token).
+    #[serde(default)]
+    pub bearer_env: Option<String>,
 }
 
 /// `[forwarding]`.
@@ -483,9 +497,11 @@ impl Config {
         if let Some(api) = &self.api_tokens {
             builder = match one_of("api_tokens", api.file.as_ref(), api.endpoint.as_ref())? {
                 Either::File(file) => builder.with_api_token_verifier(FileTokenStore::load(file)?),
-                Either::Endpoint(url) => {
-                    builder.with_api_token_verifier(HttpTokenVerifier::new(url)?)
-                }
+                Either::Endpoint(url) => builder.with_api_token_verifier(with_bearer(
+                    HttpTokenVerifier::new(url)?,
+                    "api_tokens.bearer_env",
+                    api.bearer_env.as_deref(),
+                )?),
             };
         }
         let sites = self.sites.clone();
@@ -498,6 +514,14 @@ impl Config {
             .grants_endpoint
             .as_deref()
             .map(HttpGrants::new)
+            .transpose()?
+            .map(|grants| {
+                with_bearer(
+                    grants,
+                    "sites.grants_bearer_env",
+                    sites.grants_bearer_env.as_deref(),
+                )
+            })
             .transpose()?;
         builder = builder.configure_sites(move |mut layer| {
             for template in &sites.path_templates {
@@ -544,7 +568,14 @@ impl Config {
             let ttl = Duration::from_secs(policy.ttl_seconds.unwrap_or(30));
             builder = match one_of("policy", policy.file.as_ref(), policy.endpoint.as_ref())? {
                 Either::File(file) => builder.with_policy_ttl(StaticPolicies::load(file)?, ttl),
-                Either::Endpoint(url) => builder.with_policy_ttl(HttpPolicies::new(url)?, ttl),
+                Either::Endpoint(url) => builder.with_policy_ttl(
+                    with_bearer(
+                        HttpPolicies::new(url)?,
+                        "policy.bearer_env",
+                        policy.bearer_env.as_deref(),
+                    )?,
+                    ttl,
+                ),
             };
         }
         let scopes = self.scopes.clone();
@@ -575,7 +606,8 @@ impl Config {
             builder = match (&context.file, user_endpoint) {
                 (Some(file), None) => builder.with_context(StaticContext::load(file)?),
                 (None, Some(http)) => {
-                    let mut http = http?;
+                    let mut http =
+                        with_bearer(http?, "context.bearer_env", context.bearer_env.as_deref())?;
                     if let Some(products) = &context.products_endpoint {
                         http = http.with_products(products)?;
                     }
@@ -618,4 +650,20 @@ impl Config {
     pub fn build(&self) -> Result<Portcullis, ConfigError> {
         self.builder()?.build()
     }
+}
+
+/// `source` with the service's own bearer token from the environment variable `var`, when one is named.
+fn with_bearer<S: ConfigureHttpSource>(
+    source: S,
+    setting: &'static str,
+    var: Option<&str>,
+) -> Result<S, ConfigError> {
+    let Some(var) = var else {
+        return Ok(source);
+    };
+    let token = std::env::var(var)
+        .ok()
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| ConfigError::new(setting, "the environment variable is not set"))?;
+    Ok(source.with_bearer(Secret::new(token)))
 }
