@@ -199,14 +199,23 @@ impl RejectionKind {
         }
     }
 
-    /// Whether the kind is answered as a JSON-RPC error (it concerns the MCP exchange, not the credential: no
-    /// `WWW-Authenticate` challenge).
+    /// The JSON-RPC error code of kinds answered as a JSON-RPC error: they concern the MCP exchange, not the
+    /// credential, so they carry no `WWW-Authenticate` challenge.
+    #[must_use]
+    pub fn jsonrpc_code(self) -> Option<i32> {
+        match self {
+            Self::HeaderMismatch => Some(-32020),
+            // The code the MCP SDKs answer a refused Origin with (implementation-defined server error).
+            Self::OriginNotAllowed => Some(-32000),
+            Self::ParseError => Some(-32700),
+            _ => None,
+        }
+    }
+
+    /// Whether the kind is answered as a JSON-RPC error ([`jsonrpc_code`](Self::jsonrpc_code)).
     #[must_use]
     pub fn is_jsonrpc(self) -> bool {
-        matches!(
-            self,
-            Self::HeaderMismatch | Self::OriginNotAllowed | Self::ParseError
-        )
+        self.jsonrpc_code().is_some()
     }
 
     /// The gRPC status code used for gRPC requests.
@@ -312,18 +321,6 @@ impl Rejection {
     #[must_use]
     pub fn jsonrpc(&self) -> Option<(&JsonRpcId, &str)> {
         self.jsonrpc.as_deref().map(|e| (&e.id, e.message.as_str()))
-    }
-
-    /// The JSON-RPC error code of the answer, for kinds answered as JSON-RPC errors.
-    #[must_use]
-    pub fn jsonrpc_code(&self) -> Option<i32> {
-        match self.kind {
-            RejectionKind::HeaderMismatch => Some(-32020),
-            // The code the MCP SDKs answer a refused Origin with (implementation-defined server error).
-            RejectionKind::OriginNotAllowed => Some(-32000),
-            RejectionKind::ParseError => Some(-32700),
-            _ => None,
-        }
     }
 
     /// The `Retry-After` override, if any.

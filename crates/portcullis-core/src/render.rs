@@ -156,7 +156,7 @@ impl Challenge {
     fn http_response<B>(&self, rejection: &Rejection) -> Response<ResponseBody<B>> {
         let kind = rejection.kind();
         let status = kind.status();
-        let json = match rejection.jsonrpc_code() {
+        let json = match kind.jsonrpc_code() {
             Some(code) => jsonrpc_error(rejection, code),
             None => oauth_error(rejection),
         };

@@ -102,48 +102,63 @@ impl Issuer {
     /// What is wrong, for a person to read: no discovery document, one that names another issuer, no `jwks_uri`,
     /// or a key set that cannot be fetched or holds no usable key.
     pub async fn probe(&self, fetcher: &HttpFetcher) -> Result<(String, usize), String> {
-        let mut found = None;
-        let mut problems = Vec::new();
-        for url in self.discovery_urls() {
-            match fetcher.get_json::<Metadata>(&url).await {
-                Ok(doc) if doc.value.issuer == self.issuer => {
-                    found = Some(doc.value);
-                    break;
-                }
-                Ok(doc) => {
-                    return Err(format!(
-                        "the discovery document at {url} names the issuer {:?}, not {:?}: write the issuer exactly \
-                         as the document does (clients reject the difference)",
-                        doc.value.issuer, self.issuer
-                    ));
-                }
-                Err(err) => problems.push(format!("{url}: {err}")),
+        // The same discovery and key-set reading as validation uses, so that the check says what serving will do.
+        let discovered = self.discover_jwks_uri(fetcher).await;
+        let jwks_uri = match (&self.source, discovered) {
+            // Clients reject such metadata, whether or not the keys come from a configured URI.
+            (_, Err(Undiscovered::OtherIssuer { url, named })) => {
+                return Err(format!(
+                    "the discovery document at {url} names the issuer {named:?}, not {:?}: write the issuer \
+                     exactly as the document does (clients reject the difference)",
+                    self.issuer
+                ));
             }
-        }
-        let jwks_uri = match (&self.source, found) {
             (KeySource::JwksUri(uri), _) => uri.clone(),
-            (KeySource::Discovery, Some(doc)) => doc
-                .jwks_uri
-                .ok_or_else(|| "the discovery document has no jwks_uri".to_owned())?,
-            (KeySource::Discovery, None) => {
+            (KeySource::Discovery, Ok(uri)) => uri,
+            (KeySource::Discovery, Err(Undiscovered::NoJwksUri)) => {
+                return Err("the discovery document has no usable jwks_uri".to_owned());
+            }
+            (KeySource::Discovery, Err(Undiscovered::Unreachable(problems))) => {
+                let problems: Vec<String> = problems
+                    .iter()
+                    .map(|(url, err)| format!("{url}: {err}"))
+                    .collect();
                 return Err(format!("no discovery document: {}", problems.join("; ")));
             }
         };
-        let keys = fetcher
-            .get_json::<RawJwks>(&jwks_uri)
+        let (keys, _) = fetch_key_set(fetcher, &jwks_uri)
             .await
-            .map_err(|err| format!("the key set at {jwks_uri}: {err}"))?
-            .value
-            .keys
-            .into_iter()
-            .filter_map(parse_key)
-            .count();
-        if keys == 0 {
+            .map_err(|err| format!("the key set at {jwks_uri}: {err}"))?;
+        if keys.is_empty() {
             return Err(format!(
                 "the key set at {jwks_uri} holds no usable signing key"
             ));
         }
-        Ok((jwks_uri, keys))
+        Ok((jwks_uri, keys.len()))
+    }
+
+    /// The JWKS URI from the first discovery document that names exactly this issuer (RFC 8414, then OpenID
+    /// Connect). A document that names another issuer is passed over, as clients pass it over.
+    async fn discover_jwks_uri(&self, fetcher: &HttpFetcher) -> Result<String, Undiscovered> {
+        let mut other = None;
+        let mut unreachable = Vec::new();
+        for url in self.discovery_urls() {
+            match fetcher.get_json::<Metadata>(&url).await {
+                Ok(doc) if doc.value.issuer == self.issuer => {
+                    let uri = doc.value.jwks_uri.ok_or(Undiscovered::NoJwksUri)?;
+                    check_url("jwks_uri", &uri).map_err(|_| Undiscovered::NoJwksUri)?;
+                    return Ok(uri);
+                }
+                Ok(doc) => {
+                    other.get_or_insert(Undiscovered::OtherIssuer {
+                        url,
+                        named: doc.value.issuer,
+                    });
+                }
+                Err(err) => unreachable.push((url, err)),
+            }
+        }
+        Err(other.unwrap_or(Undiscovered::Unreachable(unreachable)))
     }
 
     /// The RFC 8414 and OIDC discovery URLs, in the order they are tried.
@@ -395,14 +410,8 @@ impl IssuerKeys {
                 uri
             }
         };
-        let fetched = self.fetcher.get_json::<RawJwks>(&jwks_uri).await?;
-        let keys: Vec<Key> = fetched
-            .value
-            .keys
-            .into_iter()
-            .filter_map(parse_key)
-            .collect();
-        let refresh_after = fetched.max_age.map_or(self.policy.default_refresh, |age| {
+        let (keys, max_age) = fetch_key_set(&self.fetcher, &jwks_uri).await?;
+        let refresh_after = max_age.map_or(self.policy.default_refresh, |age| {
             age.clamp(self.policy.min_refresh, self.policy.max_refresh)
         });
         Ok(KeySet {
@@ -413,27 +422,49 @@ impl IssuerKeys {
     }
 
     async fn discover(&self) -> Result<String, FetchError> {
-        let mut last_error = FetchError::Malformed;
-        for url in self.config.discovery_urls() {
-            match self.fetcher.get_json::<Metadata>(&url).await {
-                Ok(doc) if doc.value.issuer == self.config.issuer => {
-                    let uri = doc.value.jwks_uri.ok_or(FetchError::Malformed)?;
-                    check_url("jwks_uri", &uri).map_err(|_| FetchError::Malformed)?;
-                    return Ok(uri);
-                }
-                Ok(_) => {
+        self.config
+            .discover_jwks_uri(&self.fetcher)
+            .await
+            .map_err(|why| match why {
+                Undiscovered::OtherIssuer { .. } => {
                     tracing::warn!(
                         target: "portcullis::token",
                         issuer = %self.config.issuer,
                         "discovery document names another issuer; ignored"
                     );
-                    last_error = FetchError::Malformed;
+                    FetchError::Malformed
                 }
-                Err(err) => last_error = err,
-            }
-        }
-        Err(last_error)
+                Undiscovered::NoJwksUri => FetchError::Malformed,
+                Undiscovered::Unreachable(mut errors) => {
+                    errors.pop().map_or(FetchError::Malformed, |(_, err)| err)
+                }
+            })
     }
+}
+
+/// Why discovery gave no JWKS URI.
+enum Undiscovered {
+    /// A document answered, naming another issuer (the first such one).
+    OtherIssuer { url: String, named: String },
+    /// The issuer's document has no `jwks_uri`, or not an acceptable URL.
+    NoJwksUri,
+    /// No document could be fetched: each URL with its error.
+    Unreachable(Vec<(String, FetchError)>),
+}
+
+/// The usable keys of the key set at `uri`, and how long the server says it may be kept.
+async fn fetch_key_set(
+    fetcher: &HttpFetcher,
+    uri: &str,
+) -> Result<(Vec<Key>, Option<Duration>), FetchError> {
+    let fetched = fetcher.get_json::<RawJwks>(uri).await?;
+    let keys = fetched
+        .value
+        .keys
+        .into_iter()
+        .filter_map(parse_key)
+        .collect();
+    Ok((keys, fetched.max_age))
 }
 
 #[derive(Deserialize)]
